@@ -1,0 +1,121 @@
+"""``metricdepth`` commands (typer). Heavy imports happen inside commands so ``--help`` is fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="metricdepth",
+    help="Metric depth (metres) from single photographs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"metricdepth {version('metricdepth')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    """Metric depth (metres) from single photographs."""
+
+
+@app.command()
+def predict(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path("metricdepth_output"),
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", "-c", help="Hub repo id or local .pt / .safetensors file.")
+    ] = "apple/DepthPro",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
+    f_px: Annotated[
+        Optional[float], typer.Option("--f-px", help="Focal length in pixels for every image (default: EXIF, else predicted).")
+    ] = None,
+    formats: Annotated[
+        str, typer.Option(help="Comma-separated outputs: npz, depth16, color, ply, json.")
+    ] = "npz,depth16,color,ply,json",
+    max_depth: Annotated[
+        Optional[float], typer.Option("--max-depth", help="Metres; farther pixels are left out of the PNG and the PLY.")
+    ] = None,
+) -> None:
+    """Predict metric depth, focal length and a point cloud for each image."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..batch import collect_inputs, predict_files
+    from ..io.writers import FORMATS
+    from ..models.depth_pro import CheckpointError, DepthPro
+
+    chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    unknown = sorted(set(chosen) - set(FORMATS))
+    if unknown or not chosen:
+        _fail(f"--formats: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(FORMATS)}")
+    if f_px is not None and not f_px > 0:
+        _fail("--f-px must be a positive number of pixels")
+    if max_depth is not None and not max_depth > 0:
+        _fail("--max-depth must be a positive number of metres")
+
+    items, failures = collect_inputs(inputs, output)
+    if not items:
+        for name, message in failures:
+            console.print(f"[red]error[/red] {name}: {message}")
+        _fail("no images to process")
+
+    with console.status(f"loading {checkpoint}"):
+        try:
+            model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
+        except (CheckpointError, ValueError) as err:
+            _fail(str(err))
+    console.print(f"model: {checkpoint} ({model.config.name}) on {model.device}, {str(model.dtype).removeprefix('torch.')}")
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("predicting", total=len(items))
+
+        def on_done(item, error) -> None:
+            if error is not None:
+                progress.console.print(f"[red]failed[/red] {item.path}: {error}")
+            progress.advance(task)
+
+        report = predict_files(
+            model,
+            items,
+            formats=chosen,
+            f_px=f_px,
+            max_depth=max_depth,
+            extra={"checkpoint": checkpoint, "model": model.config.name},
+            on_done=on_done,
+        )
+
+    failures += report.failures
+    console.print(f"{len(report.written)} of {len(items) + len(failures) - len(report.failures)} images written to {output}")
+    if failures:
+        console.print(f"[red]{len(failures)} failed:[/red]")
+        for name, message in failures:
+            console.print(f"  {name}: {message}")
+        raise typer.Exit(1)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    app()

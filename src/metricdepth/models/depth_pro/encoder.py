@@ -1,0 +1,103 @@
+"""Depth Pro's multi-scale encoder: a tile pyramid through one patch ViT, plus a global image ViT."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..vit import create_vit, tokens_to_grid
+from .config import DepthProConfig
+from .tiling import merge_tiles, split_tiles, tile_grid
+
+__all__ = ["DepthProEncoder", "project_upsample", "resize"]
+
+
+def resize(x: Tensor, scale_factor: float | None = None, size: tuple[int, int] | None = None) -> Tensor:
+    """Bilinear resize as the reference does it (align_corners=False, no antialias), computed in fp32.
+
+    Half-precision bilinear kernels are missing on some backends (MPS) and lose accuracy; the
+    result is cast back to the input dtype.
+    """
+    out = F.interpolate(x.float(), size=size, scale_factor=scale_factor, mode="bilinear", align_corners=False)
+    return out.to(x.dtype)
+
+
+def project_upsample(dim_in: int, dim_out: int, upsample_layers: int, dim_int: int | None = None) -> nn.Sequential:
+    """1×1 projection (no bias) then ``upsample_layers`` stride-2 transposed convs (no bias): ×2 each."""
+    dim_int = dim_out if dim_int is None else dim_int
+    layers: list[nn.Module] = [nn.Conv2d(dim_in, dim_int, kernel_size=1, bias=False)]
+    for i in range(upsample_layers):
+        layers.append(nn.ConvTranspose2d(dim_int if i == 0 else dim_out, dim_out, kernel_size=2, stride=2, bias=False))
+    return nn.Sequential(*layers)
+
+
+class DepthProEncoder(nn.Module):
+    """Encode a (B, 3, S, S) image into five feature maps, finest first.
+
+    With G = tokens per tile side (24 for the official model, S = 1536):
+    ``[latent0 (B, F, 32G, 32G), latent1 (B, d0, 16G, 16G), x0 (B, d1, 8G, 8G),
+    x1 (B, d2, 4G, 4G), global (B, d3, 2G, 2G)]`` with F = decoder features and
+    (d0, d1, d2, d3) = ``config.encoder_feature_dims``.
+    """
+
+    def __init__(self, config: DepthProConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.patch_encoder = create_vit(config.patch_encoder)
+        self.image_encoder = create_vit(config.image_encoder)
+        d0, d1, d2, d3 = config.encoder_feature_dims
+        width = config.patch_encoder.embed_dim
+        self.upsample_latent0 = project_upsample(width, config.decoder_features, 3, dim_int=d0)
+        self.upsample_latent1 = project_upsample(width, d0, 2)
+        self.upsample0 = project_upsample(width, d1, 1)
+        self.upsample1 = project_upsample(width, d2, 1)
+        self.upsample2 = project_upsample(width, d3, 1)
+        self.upsample_lowres = nn.ConvTranspose2d(config.image_encoder.embed_dim, d3, kernel_size=2, stride=2, bias=True)
+        self.fuse_lowres = nn.Conv2d(2 * d3, d3, kernel_size=1, bias=True)
+
+    def _merge_padding(self, overlap: float) -> int:
+        """Tokens cropped per seam: half the overlap between neighbouring tiles."""
+        tile, patch = self.config.tile_size, self.config.patch_encoder.patch_size
+        _, stride = tile_grid(self.config.img_size, tile, overlap)
+        return (tile - stride) // patch // 2
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        batch = x.shape[0]
+        tile = self.config.tile_size
+        grid = self.config.patch_encoder.grid_size
+        (_, overlap0), (scale1, overlap1), (scale2, _) = self.config.pyramid
+
+        x1 = resize(x, scale_factor=scale1)
+        x2 = resize(x, scale_factor=scale2)
+        tiles0 = split_tiles(x, tile, overlap0)
+        tiles1 = split_tiles(x1, tile, overlap1)
+        n0, n1 = tiles0.shape[0], tiles1.shape[0]
+
+        # All 35·B tiles in one batch through the shared patch ViT.
+        tokens, (hook0, hook1) = self.patch_encoder.forward_intermediates(
+            torch.cat([tiles0, tiles1, x2], dim=0),
+            indices=list(self.config.hook_block_ids),
+            norm=False,
+            output_fmt="NCHW",
+        )
+        features = tokens_to_grid(tokens, grid)
+        pad0, pad1 = self._merge_padding(overlap0), self._merge_padding(overlap1)
+        merged0 = merge_tiles(features[:n0], batch, pad0)
+        merged1 = merge_tiles(features[n0 : n0 + n1], batch, pad1)
+        merged2 = features[n0 + n1 :]
+        # Only the finest-scale tiles feed the two highest-resolution levels.
+        latent0 = merge_tiles(hook0[:n0], batch, pad0)
+        latent1 = merge_tiles(hook1[:n0], batch, pad0)
+
+        global_features = tokens_to_grid(self.image_encoder.forward_features(x2), grid)
+        fused = self.fuse_lowres(
+            torch.cat([self.upsample2(merged2), self.upsample_lowres(global_features)], dim=1)
+        )
+        return [
+            self.upsample_latent0(latent0),
+            self.upsample_latent1(latent1),
+            self.upsample0(merged0),
+            self.upsample1(merged1),
+            fused,
+        ]
