@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deterministic_weights import deterministic_state_dict
+from metricdepth import DepthPro
+from metricdepth.models.depth_pro.weights import _preset_shapes
+
+DATA = Path(__file__).parent / "data"
+
+
+def read_tsv_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """key → shape from one of the reference state-dict listings in tests/data."""
+    shapes = {}
+    for line in (DATA / name).read_text().splitlines():
+        if not line or line.startswith("#") or line.startswith("key\t"):
+            continue
+        key, shape = line.split("\t")[:2]
+        shapes[key] = tuple(int(s) for s in shape.strip("[]").split(",") if s.strip())
+    return shapes
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_state_dict() -> dict[str, torch.Tensor]:
+    """Deterministic (non-trivial) weights for the tiny preset, Apple layout, float16."""
+    return deterministic_state_dict(_preset_shapes("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_state_dict) -> DepthPro:
+    return DepthPro.from_state_dict(tiny_state_dict, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model, tmp_path_factory) -> Path:
+    return tiny_model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture
+def rgb() -> np.ndarray:
+    """A small asymmetric test image, (60, 80, 3) uint8."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
+    image[:10, :20] = (255, 0, 0)
+    return image
