@@ -12,7 +12,7 @@ from typing import Any
 from .io.images import IMAGE_EXTENSIONS, load_image
 from .io.writers import FORMATS, save_prediction
 
-__all__ = ["BatchReport", "InputItem", "collect_inputs", "predict_files"]
+__all__ = ["BatchReport", "InputItem", "collect_inputs", "predict_files", "report_message"]
 
 OUTPUT_SUFFIXES = {
     "npz": ".npz",
@@ -33,7 +33,7 @@ class InputItem:
 
 @dataclass
 class BatchReport:
-    """What a batch did: files written per input, and failures as (input, message)."""
+    """What a batch did: files written per input, and failures as (input, message naming the input)."""
 
     written: dict[Path, list[Path]] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -50,13 +50,13 @@ def collect_inputs(
 
     Files named explicitly are always tried, whatever their extension. Outputs of a folder mirror
     its sub-folders; clashing names get the extension (``photo_jpg``) and then a counter appended.
-    Anything inside ``output_dir`` is skipped when scanning folders.
+    Images written by an earlier run (``X_depth.png``, ``X_inverse_depth.png`` beside ``X.json``)
+    are skipped when scanning folders.
 
     Returns:
-        The items, and (input, message) for arguments that matched nothing.
+        The items, and (input, message naming it) for arguments that matched nothing.
     """
     out = Path(output_dir)
-    out_resolved = out.resolve()
     found: list[tuple[Path, Path]] = []  # (file, relative output stem)
     missing: list[tuple[str, str]] = []
     for raw in inputs:
@@ -65,20 +65,20 @@ def collect_inputs(
             files = sorted(
                 p
                 for p in arg.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _is_within(p.resolve(), out_resolved)
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _is_earlier_output(p)
             )
             if not files:
-                missing.append((str(raw), "folder holds no image files"))
+                missing.append((str(raw), f"{raw}: folder holds no image files"))
             found.extend((p, p.relative_to(arg).with_suffix("")) for p in files)
         elif arg.exists():
             found.append((arg, Path(arg.stem)))
         elif glob.has_magic(str(raw)):
             matches = sorted(Path(p) for p in glob.glob(str(arg), recursive=True) if Path(p).is_file())
             if not matches:
-                missing.append((str(raw), "pattern matched no files"))
+                missing.append((str(raw), f"{raw}: pattern matched no files"))
             found.extend((p, Path(p.stem)) for p in matches)
         else:
-            missing.append((str(raw), "file not found"))
+            missing.append((str(raw), f"{raw}: file not found"))
 
     items: list[InputItem] = []
     seen_inputs: set[Path] = set()
@@ -135,20 +135,21 @@ def predict_files(
             )
         except Exception as err:  # one bad file must not stop the batch
             error = err
-            report.failures.append((str(item.path), _describe(err, item.path)))
+            report.failures.append((str(item.path), report_message(err, item.path)))
         if on_done is not None:
             on_done(item, error)
     return report
 
 
-def _describe(err: Exception, path: Path) -> str:
+def report_message(err: Exception, path: Path) -> str:
+    """One line naming the input and what went wrong."""
     message = str(err) or type(err).__name__
-    return message if str(path) in message else f"{type(err).__name__}: {message}"
+    return message if str(path) in message else f"{path}: {type(err).__name__}: {message}"
 
 
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True
+def _is_earlier_output(path: Path) -> bool:
+    for fmt in ("depth16", "color"):
+        suffix = OUTPUT_SUFFIXES[fmt]
+        if path.name.endswith(suffix) and path.with_name(path.name[: -len(suffix)] + ".json").is_file():
+            return True
+    return False

@@ -15,7 +15,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -57,7 +57,7 @@ def predict(
     """Predict metric depth, focal length and a point cloud for each image."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..batch import collect_inputs, predict_files
+    from ..batch import collect_inputs, predict_files, report_message
     from ..io.writers import FORMATS
     from ..models.depth_pro import CheckpointError, DepthPro
 
@@ -70,10 +70,11 @@ def predict(
     if max_depth is not None and not max_depth > 0:
         _fail("--max-depth must be a positive number of metres")
 
-    items, failures = collect_inputs(inputs, output)
+    items, missing = collect_inputs(inputs, output)
+    failures = list(missing)
     if not items:
-        for name, message in failures:
-            console.print(f"[red]error[/red] {name}: {message}")
+        for _, message in failures:
+            console.print(f"[red]error[/red] {message}")
         _fail("no images to process")
 
     with console.status(f"loading {checkpoint}"):
@@ -90,7 +91,7 @@ def predict(
 
         def on_done(item, error) -> None:
             if error is not None:
-                progress.console.print(f"[red]failed[/red] {item.path}: {error}")
+                progress.console.print(f"[red]failed[/red] {report_message(error, item.path)}")
             progress.advance(task)
 
         report = predict_files(
@@ -104,11 +105,11 @@ def predict(
         )
 
     failures += report.failures
-    console.print(f"{len(report.written)} of {len(items) + len(failures) - len(report.failures)} images written to {output}")
+    console.print(f"{len(report.written)} of {len(items) + len(missing)} inputs written to {output}")
     if failures:
         console.print(f"[red]{len(failures)} failed:[/red]")
-        for name, message in failures:
-            console.print(f"  {name}: {message}")
+        for _, message in failures:
+            console.print(f"  {message}")
         raise typer.Exit(1)
 
 

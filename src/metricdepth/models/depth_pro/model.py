@@ -28,6 +28,7 @@ ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor, Sequence[A
 
 MIN_INVERSE_DEPTH = 1e-4  # 1 / 10 km: the reference's depth ceiling
 MAX_INVERSE_DEPTH = 1e4
+MIN_FOV_DEG, MAX_FOV_DEG = 1e-3, 179.0  # a predicted FOV is clamped into this range before f_px = 0.5·W / tan(FOV / 2)
 
 
 class DepthPro(nn.Module):
@@ -236,7 +237,9 @@ class DepthPro(nn.Module):
                 if exif is not None:
                     focal[i], source = exif, "exif"
                 elif predicted_fov is not None:
-                    focal[i], source = fov_to_focal(predicted_fov[i], width), "predicted"
+                    # The head's output is a raw linear value; keep the focal length defined.
+                    fov = predicted_fov[i].clamp(MIN_FOV_DEG, MAX_FOV_DEG)
+                    focal[i], source = fov_to_focal(fov, width), "predicted"
                 else:
                     raise ValueError(
                         "this model has no FOV head: give f_px, K or fov_deg (or an image with an EXIF focal length)"
