@@ -45,6 +45,20 @@ def tiny_checkpoint(tiny_model, tmp_path_factory) -> Path:
     return tiny_model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
 
 
+@pytest.fixture(scope="session")
+def smooth_checkpoint(tiny_state_dict, tmp_path_factory) -> Path:
+    """Tiny weights with a damped, biased last layer: depth ≈ 3 m varying smoothly with the image.
+
+    Random weights give noise-like depth that is all "flying pixels"; this keeps most of the
+    point cloud so PLY and PNG outputs are checked on realistic maps.
+    """
+    state = dict(tiny_state_dict)
+    state["head.4.weight"] = state["head.4.weight"] * 0.1
+    state["head.4.bias"] = torch.full_like(state["head.4.bias"], 0.3)
+    model = DepthPro.from_state_dict(state, device="cpu")
+    return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "smooth.safetensors")
+
+
 @pytest.fixture
 def rgb() -> np.ndarray:
     """A small asymmetric test image, (60, 80, 3) uint8."""

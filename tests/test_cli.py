@@ -28,9 +28,9 @@ def photos(tmp_path, data_dir):
     return folder
 
 
-def test_predict_folder_writes_every_output(tmp_path, photos, tiny_checkpoint):
+def test_predict_folder_writes_every_output(tmp_path, photos, smooth_checkpoint):
     out = tmp_path / "out"
-    result = runner.invoke(app, ["predict", str(photos), "-o", str(out), "--checkpoint", str(tiny_checkpoint)])
+    result = runner.invoke(app, ["predict", str(photos), "-o", str(out), "--checkpoint", str(smooth_checkpoint)])
     assert result.exit_code == 0, result.output
     for stem in ("leuvenA", "nested/motorcycle_left"):
         for suffix in (".npz", "_depth.png", "_inverse_depth.png", ".ply", ".json"):
@@ -46,7 +46,7 @@ def test_predict_folder_writes_every_output(tmp_path, photos, tiny_checkpoint):
 
     png = read_depth_png(out / "leuvenA_depth.png")
     valid = np.isfinite(png)
-    assert valid.any()
+    assert valid.mean() > 0.99
     assert np.abs(png[valid] - depth[valid]).max() <= 0.001  # within 1 mm
     assert (~valid == (np.rint(depth.astype(np.float64) * 1000) > 65535)).all()  # beyond 65.535 m: 0
 
@@ -54,7 +54,7 @@ def test_predict_folder_writes_every_output(tmp_path, photos, tiny_checkpoint):
 
     cloud = trimesh.load(out / "leuvenA.ply")
     keep = (depth < 0.999e4) & ~flying_pixels(depth)
-    assert len(cloud.vertices) == keep.sum() > 0
+    assert 0.5 * depth.size < len(cloud.vertices) == keep.sum() < depth.size
     np.testing.assert_allclose(np.sort(cloud.vertices[:, 2]), np.sort(depth[keep]), rtol=1e-6)
 
 

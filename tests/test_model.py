@@ -22,13 +22,15 @@ def test_forward_rejects_other_sizes(tiny_model):
         tiny_model(torch.zeros(1, 3, 256, 256))
 
 
-def test_infer_matches_the_reference_maths(tiny_model, rgb):
+def test_infer_matches_the_reference_maths(tiny_model, data_dir):
     """depth = f_px / (W · C), C resized back as inverse depth (bilinear), clamped to [1e-4, 1e4]."""
+    rgb = np.asarray(Image.open(data_dir / "motorcycle_left.png").convert("RGB"))
     height, width = rgb.shape[:2]
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
     normalised = torch.nn.functional.interpolate((x - 0.5) / 0.5, size=(512, 512), mode="bilinear", align_corners=False)
     with torch.no_grad():
         canonical, fov = tiny_model(normalised)
+    assert float(fov) > 0
     focal = 0.5 * width / math.tan(0.5 * math.radians(float(fov)))
     inverse = torch.nn.functional.interpolate(canonical * width / focal, size=(height, width), mode="bilinear")
     expected = 1 / inverse.clamp(1e-4, 1e4)[0, 0]
@@ -41,6 +43,14 @@ def test_infer_matches_the_reference_maths(tiny_model, rgb):
     assert pred.predicted_fov_deg == pytest.approx(float(fov), rel=1e-6)
     torch.testing.assert_close(pred.depth, expected, rtol=1e-5, atol=0)
     torch.testing.assert_close(pred.inverse_depth, 1 / pred.depth)
+    assert (pred.depth < 1e4).float().mean() > 0.2  # not just the clamp
+
+
+def test_a_non_positive_predicted_fov_still_gives_a_usable_focal(tiny_model, data_dir):
+    pred = tiny_model.infer(data_dir / "leuvenA.jpg", use_exif=False)
+    assert pred.predicted_fov_deg < 0  # these random weights: the raw head output is reported as is
+    assert pred.focal_source == "predicted" and 0 < pred.focal_px < float("inf")
+    assert torch.isfinite(pred.depth).all() and (pred.depth > 0).all()
 
 
 def test_input_types_agree(tiny_model, rgb, tmp_path):
