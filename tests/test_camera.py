@@ -30,7 +30,10 @@ def test_back_projection():
     torch.testing.assert_close(points[0, 4], torch.tensor([2 * 2 / 100, -1 * 2 / 100, 2.0]))
     # Reprojection gives the pixel back.
     uv = (K @ points.reshape(-1, 3).T).T
-    torch.testing.assert_close(uv[:, :2] / uv[:, 2:], torch.stack(torch.meshgrid(torch.arange(5.0), torch.arange(3.0), indexing="xy"), -1).reshape(-1, 2))
+    torch.testing.assert_close(
+        uv[:, :2] / uv[:, 2:],
+        torch.stack(torch.meshgrid(torch.arange(5.0), torch.arange(3.0), indexing="xy"), -1).reshape(-1, 2),
+    )
 
 
 def test_discontinuities_mark_both_sides_of_a_step():

@@ -14,7 +14,9 @@ runner = CliRunner()
 def flying_pixels(depth: np.ndarray, rtol: float = 0.04) -> np.ndarray:
     """3×3 max/min ratio test, written plainly with numpy (edge pixels replicate)."""
     padded = np.pad(depth, 1, mode="edge")
-    windows = np.stack([padded[i : i + depth.shape[0], j : j + depth.shape[1]] for i in range(3) for j in range(3)])
+    windows = np.stack(
+        [padded[i : i + depth.shape[0], j : j + depth.shape[1]] for i in range(3) for j in range(3)]
+    )
     return windows.max(0) > (1 + rtol) * windows.min(0)
 
 
@@ -30,7 +32,9 @@ def photos(tmp_path, data_dir):
 
 def test_predict_folder_writes_every_output(tmp_path, photos, smooth_checkpoint):
     out = tmp_path / "out"
-    result = runner.invoke(app, ["predict", str(photos), "-o", str(out), "--checkpoint", str(smooth_checkpoint)])
+    result = runner.invoke(
+        app, ["predict", str(photos), "-o", str(out), "--checkpoint", str(smooth_checkpoint)]
+    )
     assert result.exit_code == 0, result.output
     for stem in ("leuvenA", "nested/motorcycle_left"):
         for suffix in (".npz", "_depth.png", "_inverse_depth.png", ".ply", ".json"):
@@ -70,19 +74,27 @@ def test_bad_inputs_are_reported_and_the_batch_continues(tmp_path, photos, data_
     Image.new("RGB", (1, 1), (9, 9, 9)).save(bad / "one.png")
     Image.fromarray((np.arange(64 * 48).reshape(48, 64) * 20).astype(np.uint16)).save(bad / "sixteen.png")
     Image.new("RGBA", (40, 30), (200, 10, 10, 100)).save(bad / "alpha.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: the upright image is 30 wide, 40 high
+    Image.new("RGB", (40, 30), (0, 90, 0)).save(bad / "rotated.jpg", exif=exif.tobytes())
     out = tmp_path / "out"
     result = runner.invoke(
         app,
         ["predict", str(photos), str(tmp_path / "missing.jpg"), "-o", str(out), "-c", str(tiny_checkpoint)],
     )
     assert result.exit_code == 1
-    for name, problem in (("empty.jpg", "empty"), ("text.jpg", "not a recognised image"),
-                          ("truncated.jpg", "truncated"), ("missing.jpg", "not found")):
+    for name, problem in (
+        ("empty.jpg", "empty"),
+        ("text.jpg", "not a recognised image"),
+        ("truncated.jpg", "truncated"),
+        ("missing.jpg", "not found"),
+    ):
         assert name in result.output and problem in result.output
     assert "Traceback" not in result.output
-    for stem in ("leuvenA", "bad/one", "bad/sixteen", "bad/alpha", "nested/motorcycle_left"):
+    for stem in ("leuvenA", "bad/one", "bad/sixteen", "bad/alpha", "bad/rotated", "nested/motorcycle_left"):
         assert (out / f"{stem}.npz").is_file(), stem
     assert np.load(out / "bad/one.npz")["depth"].shape == (1, 1)
+    assert np.load(out / "bad/rotated.npz")["depth"].shape == (40, 30)
     assert not (out / "bad/empty.npz").exists()
 
 
@@ -90,18 +102,49 @@ def test_options(tmp_path, photos, tiny_checkpoint):
     out = tmp_path / "out"
     inputs = [str(photos / "*.jpg")]  # a quoted glob, expanded by metricdepth
     result = runner.invoke(
-        app, ["predict", *inputs, "-o", str(out), "-c", str(tiny_checkpoint), "--f-px", "1000",
-              "--formats", "npz,json", "--max-depth", "20", "--device", "cpu", "--precision", "fp32"],
+        app,
+        [
+            "predict",
+            *inputs,
+            "-o",
+            str(out),
+            "-c",
+            str(tiny_checkpoint),
+            "--f-px",
+            "1000",
+            "--formats",
+            "npz,json",
+            "--max-depth",
+            "20",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["leuvenA.json", "leuvenA.npz"]
     meta = json.loads((out / "leuvenA.json").read_text())
     assert meta["focal_px"] == 1000.0 and meta["focal_source"] == "user" and meta["max_depth_m"] == 20.0
 
-    bad_format = runner.invoke(app, ["predict", str(photos), "--formats", "npz,exr", "-c", str(tiny_checkpoint)])
+    bad_format = runner.invoke(
+        app, ["predict", str(photos), "--formats", "npz,exr", "-c", str(tiny_checkpoint)]
+    )
     assert bad_format.exit_code == 2 and "exr" in bad_format.output
     half_on_cpu = runner.invoke(
-        app, ["predict", str(photos), "-o", str(out), "-c", str(tiny_checkpoint), "--device", "cpu", "--precision", "fp16"]
+        app,
+        [
+            "predict",
+            str(photos),
+            "-o",
+            str(out),
+            "-c",
+            str(tiny_checkpoint),
+            "--device",
+            "cpu",
+            "--precision",
+            "fp16",
+        ],
     )
     assert half_on_cpu.exit_code == 2 and "not supported on CPU" in half_on_cpu.output
 
@@ -118,7 +161,16 @@ def test_inputs_are_never_overwritten(tmp_path, photos, tiny_checkpoint):
     shutil.copy(photos / "leuvenA.jpg", photos / "clash.jpg")
     (photos / "clash_depth.png").write_bytes((photos / "leuvenA_depth.png").read_bytes())
     result = runner.invoke(
-        app, ["predict", str(photos / "clash.jpg"), str(photos / "clash_depth.png"), "-o", str(photos), "-c", str(tiny_checkpoint)]
+        app,
+        [
+            "predict",
+            str(photos / "clash.jpg"),
+            str(photos / "clash_depth.png"),
+            "-o",
+            str(photos),
+            "-c",
+            str(tiny_checkpoint),
+        ],
     )
     assert result.exit_code == 1 and "would overwrite an input" in result.output
     assert not clash.exists()

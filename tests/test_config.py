@@ -25,7 +25,9 @@ def test_presets_share_the_structure(name):
     model = meta_model(name)
     config = model.config
     assert config.img_size == 4 * config.tile_size
-    reference_prefixes = {key.split(".")[0] + "." + key.split(".")[1] for key in read_tsv_shapes("depth_pro_state_dict.tsv")}
+    reference_prefixes = {
+        key.split(".")[0] + "." + key.split(".")[1] for key in read_tsv_shapes("depth_pro_state_dict.tsv")
+    }
     prefixes = {key.split(".")[0] + "." + key.split(".")[1] for key in model.state_dict()}
     assert prefixes == reference_prefixes
 

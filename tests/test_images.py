@@ -35,7 +35,9 @@ def exif_bytes(orientation=None, focal_35mm=None, in_base_ifd=False):
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_all_exif_orientations(tmp_path, rgb, orientation):
     path = tmp_path / f"o{orientation}.png"
-    Image.fromarray(np.ascontiguousarray(STORED[orientation](rgb))).save(path, exif=exif_bytes(orientation, 50))
+    Image.fromarray(np.ascontiguousarray(STORED[orientation](rgb))).save(
+        path, exif=exif_bytes(orientation, 50)
+    )
     loaded = load_image(path)
     np.testing.assert_array_equal(loaded.rgb, rgb)
     height, width = rgb.shape[:2]
@@ -101,7 +103,9 @@ def test_mode_conversions(tmp_path, rgb):
 
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])
     np.testing.assert_array_equal(save(Image.fromarray(rgba), tmp_path / "rgba.png"), rgb)
-    np.testing.assert_array_equal(save(Image.fromarray(rgba[..., [0, 3]], "LA"), tmp_path / "la.png"), np.repeat(grey[..., None], 3, 2))
+    np.testing.assert_array_equal(
+        save(Image.fromarray(rgba[..., [0, 3]], "LA"), tmp_path / "la.png"), np.repeat(grey[..., None], 3, 2)
+    )
 
     palette = Image.fromarray(rgb).quantize(16)
     expected = np.asarray(palette.convert("RGB"))
@@ -115,7 +119,9 @@ def test_mode_conversions(tmp_path, rgb):
     np.testing.assert_array_equal(out, np.repeat(grey[..., None], 3, 2))
 
     bits = Image.fromarray(grey > 128)
-    np.testing.assert_array_equal(save(bits, tmp_path / "1.png"), np.repeat(((grey > 128) * 255).astype(np.uint8)[..., None], 3, 2))
+    np.testing.assert_array_equal(
+        save(bits, tmp_path / "1.png"), np.repeat(((grey > 128) * 255).astype(np.uint8)[..., None], 3, 2)
+    )
 
     floats = Image.fromarray(grey.astype(np.float32) / 255.0, "F")
     np.testing.assert_array_equal(save(floats, tmp_path / "f.tiff"), np.repeat(grey[..., None], 3, 2))

@@ -27,12 +27,16 @@ def test_infer_matches_the_reference_maths(tiny_model, data_dir):
     rgb = np.asarray(Image.open(data_dir / "motorcycle_left.png").convert("RGB"))
     height, width = rgb.shape[:2]
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
-    normalised = torch.nn.functional.interpolate((x - 0.5) / 0.5, size=(512, 512), mode="bilinear", align_corners=False)
+    normalised = torch.nn.functional.interpolate(
+        (x - 0.5) / 0.5, size=(512, 512), mode="bilinear", align_corners=False
+    )
     with torch.no_grad():
         canonical, fov = tiny_model(normalised)
     assert float(fov) > 0
     focal = 0.5 * width / math.tan(0.5 * math.radians(float(fov)))
-    inverse = torch.nn.functional.interpolate(canonical * width / focal, size=(height, width), mode="bilinear")
+    inverse = torch.nn.functional.interpolate(
+        canonical * width / focal, size=(height, width), mode="bilinear"
+    )
     expected = 1 / inverse.clamp(1e-4, 1e4)[0, 0]
 
     pred = tiny_model.infer(rgb)
@@ -58,12 +62,19 @@ def test_input_types_agree(tiny_model, rgb, tmp_path):
     Image.fromarray(rgb).save(path)
     tensor = torch.from_numpy(rgb).permute(2, 0, 1)
     reference = tiny_model.infer(rgb, f_px=100.0).depth
-    for image in (str(path), path, Image.fromarray(rgb), tensor, tensor.float() / 255, rgb.astype(np.float32) / 255):
+    for image in (
+        str(path),
+        path,
+        Image.fromarray(rgb),
+        tensor,
+        tensor.float() / 255,
+        rgb.astype(np.float32) / 255,
+    ):
         torch.testing.assert_close(tiny_model.infer(image, f_px=100.0).depth, reference)
 
 
 def test_batches(tiny_model, rgb):
-    batch = torch.stack([torch.from_numpy(rgb).permute(2, 0, 1)] * 2) 
+    batch = torch.stack([torch.from_numpy(rgb).permute(2, 0, 1)] * 2)
     pred = tiny_model.infer(batch, f_px=[100.0, 200.0])
     assert pred.depth.shape == (2, *rgb.shape[:2]) and pred.batched and len(pred) == 2
     assert pred.focal_px.tolist() == [100.0, 200.0] and pred.focal_source == ["user", "user"]
@@ -86,7 +97,9 @@ def test_camera_inputs(tiny_model, rgb):
     assert by_fov.fov_deg == pytest.approx(60.0, rel=1e-5)
     torch.testing.assert_close(
         by_fov.intrinsics,
-        torch.tensor([[by_fov.focal_px, 0, (width - 1) / 2], [0, by_fov.focal_px, (height - 1) / 2], [0, 0, 1]]),
+        torch.tensor(
+            [[by_fov.focal_px, 0, (width - 1) / 2], [0, by_fov.focal_px, (height - 1) / 2], [0, 0, 1]]
+        ),
     )
     K = np.array([[90.0, 0, 30.0], [0, 95.0, 20.0], [0, 0, 1]])
     by_k = tiny_model.infer(rgb, K=K)

@@ -23,7 +23,12 @@ def test_split_order_is_row_major_and_tile_major():
 
 def test_merge_inverts_split_on_token_grids():
     """Tiles cut from a feature map at token stride, merged with half the overlap, give the map back."""
-    for size, tile, overlap, padding in ((96, 24, 0.25, 3), (48, 24, 0.5, 6), (32, 8, 0.25, 1), (16, 8, 0.5, 2)):
+    for size, tile, overlap, padding in (
+        (96, 24, 0.25, 3),
+        (48, 24, 0.5, 6),
+        (32, 8, 0.25, 1),
+        (16, 8, 0.5, 2),
+    ):
         features = torch.randn(3, 4, size, size)
         merged = merge_tiles(split_tiles(features, tile, overlap), batch_size=3, padding=padding)
         assert torch.equal(merged, features), (size, tile, overlap)

@@ -38,7 +38,7 @@ def to_hf(state: dict, version: int) -> dict:
                     kind = tail.split(".")[-1]
                     names = ("query", "key", "value") if version == 4 else ("q_proj", "k_proj", "v_proj")
                     stem = "attention.attention." if version == 4 else "attention."
-                    for name, part in zip(names, value.chunk(3, dim=0)):
+                    for name, part in zip(names, value.chunk(3, dim=0), strict=True):
                         out[f"{layer}{stem}{name}.{kind}"] = part
                 elif tail.startswith("attn.proj."):
                     stem = "attention.output.dense." if version == 4 else "attention.o_proj."
@@ -52,9 +52,11 @@ def to_hf(state: dict, version: int) -> dict:
         if key.startswith("encoder.upsample_lowres."):
             new = "depth_pro.neck.feature_upsample.image_block.layers.0." + parts[-1]
         elif re.match(r"encoder\.upsample\d\.", key):
-            new = f"depth_pro.neck.feature_upsample.scaled_images.{2 - int(parts[1][-1])}.layers.{parts[2]}.{parts[3]}"
+            index = 2 - int(parts[1][-1])
+            new = f"depth_pro.neck.feature_upsample.scaled_images.{index}.layers.{parts[2]}.{parts[3]}"
         elif key.startswith("encoder.upsample_latent"):
-            new = f"depth_pro.neck.feature_upsample.intermediate.{1 - int(parts[1][-1])}.layers.{parts[2]}.{parts[3]}"
+            index = 1 - int(parts[1][-1])
+            new = f"depth_pro.neck.feature_upsample.intermediate.{index}.layers.{parts[2]}.{parts[3]}"
         elif key.startswith("encoder.fuse_lowres."):
             new = "depth_pro.neck.fuse_image_with_low_res." + parts[-1]
         elif key.startswith("decoder.convs."):
@@ -175,7 +177,7 @@ def test_bad_files_give_clear_errors(tmp_path, tiny_state_dict):
         DepthPro.from_pretrained(tmp_path / "missing.pt")
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="broken.pt"):
+    with pytest.raises(CheckpointError, match=r"broken\.pt"):
         DepthPro.from_pretrained(broken)
     partial = tmp_path / "partial.pt"
     torch.save({k: v for i, (k, v) in enumerate(tiny_state_dict.items()) if i}, partial)

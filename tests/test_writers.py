@@ -61,9 +61,15 @@ def test_save_prediction_writes_every_format(tmp_path):
     depth[0, 0] = 1e4  # sky at the network's ceiling: no point
     rgb = np.zeros((20, 30, 3), np.uint8)
     rgb[..., 1] = 200
-    written = save_prediction(make_prediction(depth), rgb, tmp_path / "sub" / "photo", extra={"input": "photo.jpg"})
+    written = save_prediction(
+        make_prediction(depth), rgb, tmp_path / "sub" / "photo", extra={"input": "photo.jpg"}
+    )
     assert [p.name for p in written] == [
-        "photo.npz", "photo_depth.png", "photo_inverse_depth.png", "photo.ply", "photo.json",
+        "photo.npz",
+        "photo_depth.png",
+        "photo_inverse_depth.png",
+        "photo.ply",
+        "photo.json",
     ]
     npz = np.load(tmp_path / "sub" / "photo.npz")
     assert npz["depth"].dtype == np.float32 and npz["depth"].shape == (20, 30)

@@ -126,7 +126,9 @@ def predict_files(
             targets = [item.out_stem.with_name(item.out_stem.name + OUTPUT_SUFFIXES[f]) for f in formats]
             clash = next((t for t in targets if t.resolve() in inputs), None)
             if clash is not None:
-                raise FileExistsError(f"output {clash} would overwrite an input image; choose another --output")
+                raise FileExistsError(
+                    f"output {clash} would overwrite an input image; choose another --output"
+                )
             image = load_image(item.path)
             prediction = model.infer(image, f_px=f_px)
             info = {"input": str(item.path), **(extra or {})}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -29,7 +29,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = None,
 ) -> None:
     """Metric depth (metres) from single photographs."""
@@ -37,21 +37,31 @@ def _root(
 
 @app.command()
 def predict(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path("metricdepth_output"),
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path(
+        "metricdepth_output"
+    ),
     checkpoint: Annotated[
         str, typer.Option("--checkpoint", "-c", help="Hub repo id or local .pt / .safetensors file.")
     ] = "apple/DepthPro",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")
+    ] = "auto",
     f_px: Annotated[
-        Optional[float], typer.Option("--f-px", help="Focal length in pixels for every image (default: EXIF, else predicted).")
+        float | None,
+        typer.Option(
+            "--f-px", help="Focal length in pixels for every image (default: EXIF, else predicted)."
+        ),
     ] = None,
     formats: Annotated[
         str, typer.Option(help="Comma-separated outputs: npz, depth16, color, ply, json.")
     ] = "npz,depth16,color,ply,json",
     max_depth: Annotated[
-        Optional[float], typer.Option("--max-depth", help="Metres; farther pixels are left out of the PNG and the PLY.")
+        float | None,
+        typer.Option("--max-depth", help="Metres; farther pixels are left out of the PNG and the PLY."),
     ] = None,
 ) -> None:
     """Predict metric depth, focal length and a point cloud for each image."""
@@ -82,10 +92,17 @@ def predict(
             model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
         except (CheckpointError, ValueError) as err:
             _fail(str(err))
-    console.print(f"model: {checkpoint} ({model.config.name}) on {model.device}, {str(model.dtype).removeprefix('torch.')}")
+    console.print(
+        f"model: {checkpoint} ({model.config.name}) on {model.device}, "
+        f"{str(model.dtype).removeprefix('torch.')}"
+    )
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     ) as progress:
         task = progress.add_task("predicting", total=len(items))
 

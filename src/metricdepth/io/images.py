@@ -22,7 +22,21 @@ __all__ = ["IMAGE_EXTENSIONS", "ImageLoadError", "LoadedImage", "image_from_pil"
 register_heif_opener()
 
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".gif", ".ppm", ".pgm"}
+    {
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".heic",
+        ".heif",
+        ".avif",
+        ".gif",
+        ".ppm",
+        ".pgm",
+    }
 )
 """File extensions treated as images when a folder is scanned (case-insensitive)."""
 
@@ -90,7 +104,9 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageLoadError(f"{path}: image too large to decode safely ({err})") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageLoadError(f"{path}: cannot decode image, the file is truncated or corrupt ({err})") from err
+        raise ImageLoadError(
+            f"{path}: cannot decode image, the file is truncated or corrupt ({err})"
+        ) from err
 
 
 def image_from_pil(image: Image.Image, path: Path | None = None) -> LoadedImage:

@@ -69,7 +69,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_npz(path: str | os.PathLike, prediction: Prediction) -> Path:
-    """Compressed npz with ``depth`` (H, W) float32 metres, ``focal_px``, ``K``, ``fov_deg``, ``predicted_fov_deg``."""
+    """Compressed npz: ``depth`` (H, W) float32 metres, ``focal_px``, ``K``, ``fov_deg``, predicted FOV."""
     p = prediction.to_numpy()
     predicted = p["predicted_fov_deg"]
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -124,7 +124,9 @@ def colorize_inverse_depth(
     """(H, W) inverse depth → (H, W, 3) uint8, near = warm, normalised over the image's own range."""
     from matplotlib import colormaps
 
-    inverse = np.clip(np.nan_to_num(np.asarray(inverse_depth, dtype=np.float64)), 1 / depth_range[1], 1 / depth_range[0])
+    inverse = np.clip(
+        np.nan_to_num(np.asarray(inverse_depth, dtype=np.float64)), 1 / depth_range[1], 1 / depth_range[0]
+    )
     lo, hi = float(inverse.min()), float(inverse.max())
     normalised = (inverse - lo) / (hi - lo) if hi > lo else np.zeros_like(inverse)
     return (colormaps[cmap](normalised)[..., :3] * 255.0 + 0.5).astype(np.uint8)

@@ -61,9 +61,13 @@ class DepthProConfig:
             )
         for other in (self.image_encoder, self.fov_encoder):
             if other is not None and (other.img_size, other.patch_size) != (tile.img_size, tile.patch_size):
-                raise ValueError("image and FOV encoders must use the patch encoder's img_size and patch_size")
+                raise ValueError(
+                    "image and FOV encoders must use the patch encoder's img_size and patch_size"
+                )
         if not 0 <= self.hook_block_ids[0] < self.hook_block_ids[1] < tile.depth:
-            raise ValueError(f"hook_block_ids {self.hook_block_ids} must be increasing block indices < {tile.depth}")
+            raise ValueError(
+                f"hook_block_ids {self.hook_block_ids} must be increasing block indices < {tile.depth}"
+            )
         if self.decoder_features % 8:
             raise ValueError("decoder_features must be a multiple of 8 (the FOV head halves it three times)")
 

@@ -57,8 +57,10 @@ class MultiresConvDecoder(nn.Module):
 
     def __init__(self, dims_encoder: tuple[int, ...], dim_decoder: int) -> None:
         super().__init__()
-        first = nn.Identity() if dims_encoder[0] == dim_decoder else nn.Conv2d(
-            dims_encoder[0], dim_decoder, kernel_size=1, bias=False
+        first = (
+            nn.Identity()
+            if dims_encoder[0] == dim_decoder
+            else nn.Conv2d(dims_encoder[0], dim_decoder, kernel_size=1, bias=False)
         )
         self.convs = nn.ModuleList(
             [first]

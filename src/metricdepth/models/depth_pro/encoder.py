@@ -23,12 +23,16 @@ def resize(x: Tensor, scale_factor: float | None = None, size: tuple[int, int] |
     return out.to(x.dtype)
 
 
-def project_upsample(dim_in: int, dim_out: int, upsample_layers: int, dim_int: int | None = None) -> nn.Sequential:
+def project_upsample(
+    dim_in: int, dim_out: int, upsample_layers: int, dim_int: int | None = None
+) -> nn.Sequential:
     """1×1 projection (no bias) then ``upsample_layers`` stride-2 transposed convs (no bias): ×2 each."""
     dim_int = dim_out if dim_int is None else dim_int
     layers: list[nn.Module] = [nn.Conv2d(dim_in, dim_int, kernel_size=1, bias=False)]
     for i in range(upsample_layers):
-        layers.append(nn.ConvTranspose2d(dim_int if i == 0 else dim_out, dim_out, kernel_size=2, stride=2, bias=False))
+        layers.append(
+            nn.ConvTranspose2d(dim_int if i == 0 else dim_out, dim_out, kernel_size=2, stride=2, bias=False)
+        )
     return nn.Sequential(*layers)
 
 
@@ -53,7 +57,9 @@ class DepthProEncoder(nn.Module):
         self.upsample0 = project_upsample(width, d1, 1)
         self.upsample1 = project_upsample(width, d2, 1)
         self.upsample2 = project_upsample(width, d3, 1)
-        self.upsample_lowres = nn.ConvTranspose2d(config.image_encoder.embed_dim, d3, kernel_size=2, stride=2, bias=True)
+        self.upsample_lowres = nn.ConvTranspose2d(
+            config.image_encoder.embed_dim, d3, kernel_size=2, stride=2, bias=True
+        )
         self.fuse_lowres = nn.Conv2d(2 * d3, d3, kernel_size=1, bias=True)
 
     def _merge_padding(self, overlap: float) -> int:

@@ -26,7 +26,9 @@ class FOVNetwork(nn.Module):
         f = num_features
         self.grid_size = vit.grid_size
         self.encoder = nn.Sequential(create_vit(vit), nn.Linear(vit.embed_dim, f // 2))
-        self.downsample = nn.Sequential(nn.Conv2d(f, f // 2, kernel_size=3, stride=2, padding=1), nn.ReLU(True))
+        self.downsample = nn.Sequential(
+            nn.Conv2d(f, f // 2, kernel_size=3, stride=2, padding=1), nn.ReLU(True)
+        )
         self.head = nn.Sequential(
             nn.Conv2d(f // 2, f // 4, kernel_size=3, stride=2, padding=1),
             nn.ReLU(True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,12 +23,15 @@ from .fov import FOVNetwork
 
 __all__ = ["DepthPro", "ImageInput"]
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor, Sequence[Any]]
-"""A path, PIL image, (H, W, 3) numpy array, (3, H, W) / (B, 3, H, W) tensor, or a list of same-size images."""
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | Tensor | Sequence[Any]
+"""A path, PIL image, (H, W, 3) array, (3, H, W) / (B, 3, H, W) tensor, or a list of same-size images."""
 
 MIN_INVERSE_DEPTH = 1e-4  # 1 / 10 km: the reference's depth ceiling
 MAX_INVERSE_DEPTH = 1e4
-MIN_FOV_DEG, MAX_FOV_DEG = 1e-3, 179.0  # a predicted FOV is clamped into this range before f_px = 0.5·W / tan(FOV / 2)
+MIN_FOV_DEG, MAX_FOV_DEG = (
+    1e-3,
+    179.0,
+)  # a predicted FOV is clamped into this range before f_px = 0.5·W / tan(FOV / 2)
 
 
 class DepthPro(nn.Module):
@@ -82,7 +85,9 @@ class DepthPro(nn.Module):
             (B,) in degrees (None without FOV head). Metric inverse depth = canonical · W / f_px.
         """
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, self.img_size, self.img_size):
-            raise ValueError(f"expected a (B, 3, {self.img_size}, {self.img_size}) tensor, got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected a (B, 3, {self.img_size}, {self.img_size}) tensor, got {tuple(x.shape)}"
+            )
         features, lowres = self.decoder(self.encoder(x))
         canonical_inverse_depth = self.head(features)
         fov_deg = self.fov(x, lowres) if self.fov is not None else None
@@ -203,7 +208,9 @@ class DepthPro(nn.Module):
         predicted_fov: Tensor | None,
     ) -> tuple[Tensor, Tensor, list[FocalSource]]:
         """Focal length (B,), intrinsics (B, 3, 3) and source per image, float32 on the model device."""
-        given = [name for name, value in (("f_px", f_px), ("K", K), ("fov_deg", fov_deg)) if value is not None]
+        given = [
+            name for name, value in (("f_px", f_px), ("K", K), ("fov_deg", fov_deg)) if value is not None
+        ]
         if len(given) > 1:
             raise ValueError(f"give at most one of f_px, K and fov_deg (got {', '.join(given)})")
         device = self.device
@@ -228,7 +235,11 @@ class DepthPro(nn.Module):
             return focal, intrinsics.clone(), ["user"] * batch
 
         if f_px is not None or fov_deg is not None:
-            focal = per_image(f_px, "f_px") if f_px is not None else fov_to_focal(per_image(fov_deg, "fov_deg"), width)
+            focal = (
+                per_image(f_px, "f_px")
+                if f_px is not None
+                else fov_to_focal(per_image(fov_deg, "fov_deg"), width)
+            )
             sources: list[FocalSource] = ["user"] * batch
         else:
             focal = torch.empty(batch, dtype=torch.float32, device=device)
@@ -242,7 +253,8 @@ class DepthPro(nn.Module):
                     focal[i], source = fov_to_focal(fov, width), "predicted"
                 else:
                     raise ValueError(
-                        "this model has no FOV head: give f_px, K or fov_deg (or an image with an EXIF focal length)"
+                        "this model has no FOV head: give f_px, K or fov_deg "
+                        "(or an image with an EXIF focal length)"
                     )
                 sources.append(source)
         return focal, intrinsics_matrix(focal, width, height), sources
@@ -280,12 +292,18 @@ class DepthPro(nn.Module):
         from .weights import load_checkpoint, resolve_checkpoint
 
         path = resolve_checkpoint(
-            name_or_path, filename=filename, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+            name_or_path,
+            filename=filename,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
         )
         state_dict, stored_config = load_checkpoint(path)
         if isinstance(config, str):
             config = DepthProConfig.preset(config)
-        return cls.from_state_dict(state_dict, config=config or stored_config, device=device, precision=precision)
+        return cls.from_state_dict(
+            state_dict, config=config or stored_config, device=device, precision=precision
+        )
 
     @classmethod
     def from_state_dict(

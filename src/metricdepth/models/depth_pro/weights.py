@@ -69,12 +69,18 @@ def resolve_checkpoint(
         raise CheckpointError(f"{path}: no weights file found (looked for {', '.join(HUB_FILENAMES)})")
     name = str(name_or_path)
     if path.suffix in WEIGHT_SUFFIXES or name.startswith((".", "/", "~")) or name.count("/") != 1:
-        raise CheckpointError(f"{name}: checkpoint file not found (and it is not a Hub repo id like 'apple/DepthPro')")
+        raise CheckpointError(
+            f"{name}: checkpoint file not found (and it is not a Hub repo id like 'apple/DepthPro')"
+        )
     return _download(name, filename, revision, cache_dir, local_files_only)
 
 
 def _download(
-    repo_id: str, filename: str | None, revision: str | None, cache_dir: str | os.PathLike | None, local_only: bool
+    repo_id: str,
+    filename: str | None,
+    revision: str | None,
+    cache_dir: str | os.PathLike | None,
+    local_only: bool,
 ) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
@@ -92,13 +98,16 @@ def _download(
         except RepositoryNotFoundError as err:
             raise CheckpointError(f"Hub repo {repo_id!r} not found (or private): {err}") from err
         except Exception as err:  # offline, connection refused, HTTP errors: all end in the same advice
-            failures.append(f"{candidate}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            failures.append(
+                f"{candidate}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            )
     wanted = filename or ("depth_pro.pt" if repo_id == "apple/DepthPro" else HUB_FILENAMES[0])
     raise CheckpointError(
         f"could not get weights for {repo_id!r} from the Hugging Face Hub ({'; '.join(failures)}).\n"
         f"Download them where the Hub is reachable, e.g.\n"
         f"    huggingface-cli download {repo_id} {wanted} --local-dir checkpoints\n"
-        f"(or https://huggingface.co/{repo_id}/resolve/main/{wanted}), copy the file here, and pass its path:\n"
+        f"(or https://huggingface.co/{repo_id}/resolve/main/{wanted}),\n"
+        f"copy the file here, and pass its path:\n"
         f"    metricdepth predict --checkpoint checkpoints/{wanted} ...\n"
         f"    DepthPro.from_pretrained('checkpoints/{wanted}')\n"
         f"Files already in the Hugging Face cache (HF_HOME) are used without a connection."
@@ -168,7 +177,9 @@ _HF_VIT_RULES = [
     (r"^encoder\.layer\.(\d+)\.layer_scale([12])\.lambda1$", r"blocks.\1.ls\2.gamma"),
     (r"^encoder\.layer\.(\d+)\.", r"blocks.\1."),
 ]
-_HF_QKV = re.compile(r"^(.*)encoder\.layer\.(\d+)\.attention\.(?:attention\.(query|key|value)|([qkv])_proj)\.(weight|bias)$")
+_HF_QKV = re.compile(
+    r"^(.*)encoder\.layer\.(\d+)\.attention\.(?:attention\.(query|key|value)|([qkv])_proj)\.(weight|bias)$"
+)
 _HF_RULES = [
     (r"^depth_pro\.neck\.feature_upsample\.image_block\.layers\.0\.", lambda m: "encoder.upsample_lowres."),
     (
@@ -180,7 +191,10 @@ _HF_RULES = [
         lambda m: f"encoder.upsample_latent{1 - int(m[1])}.{m[2]}.",
     ),
     (r"^depth_pro\.neck\.fuse_image_with_low_res\.", lambda m: "encoder.fuse_lowres."),
-    (r"^depth_pro\.neck\.feature_projection\.projections\.(\d)\.", lambda m: f"decoder.convs.{4 - int(m[1])}."),
+    (
+        r"^depth_pro\.neck\.feature_projection\.projections\.(\d)\.",
+        lambda m: f"decoder.convs.{4 - int(m[1])}.",
+    ),
     (r"^fusion_stage\.intermediate\.(\d)\.", lambda m: f"decoder.fusions.{4 - int(m[1])}."),
     (r"^fusion_stage\.final\.", lambda m: "decoder.fusions.0."),
     (r"^head\.layers\.(\d)\.", lambda m: f"head.{m[1]}."),

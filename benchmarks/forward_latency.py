@@ -1,0 +1,96 @@
+"""Forward latency and peak memory of a Depth Pro preset.
+
+    python benchmarks/forward_latency.py --preset depth-pro --device cpu --runs 2 --warmup 1
+    python benchmarks/forward_latency.py --preset depth-pro --device cuda --precision fp16 --runs 20
+
+Weights are random (speed does not depend on them). CUDA timings synchronise before reading the
+clock. CPU peak memory is the process's peak resident set (weights included); CUDA peak memory is
+``torch.cuda.max_memory_allocated`` during the timed runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import time
+
+import torch
+
+from metricdepth import DepthPro, DepthProConfig
+from metricdepth.device import resolve_device, resolve_dtype
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", default="depth-pro")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.precision, device)
+    start = time.perf_counter()
+    with torch.device(device):
+        model = DepthPro(DepthProConfig.preset(args.preset))
+    model = model.to(dtype).eval()
+    build_s = time.perf_counter() - start
+    forward = torch.compile(model) if args.compile else model
+    x = torch.zeros(args.batch, 3, model.img_size, model.img_size, device=device, dtype=dtype)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    with torch.inference_mode():
+        for _ in range(args.warmup):
+            forward(x)
+        sync()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times = []
+        for _ in range(args.runs):
+            sync()
+            t0 = time.perf_counter()
+            forward(x)
+            sync()
+            times.append(time.perf_counter() - t0)
+
+    params = sum(p.numel() for p in model.parameters())
+    print(
+        f"preset        {args.preset} ({params / 1e6:.1f} M parameters, "
+        f"input {model.img_size}², batch {args.batch})"
+    )
+    print(
+        f"device        {device} "
+        f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor()}"
+        f", {str(dtype).removeprefix('torch.')}, torch {torch.__version__}, threads {torch.get_num_threads()}"
+        f"{', compiled' if args.compile else ''}"
+    )
+    print(f"build         {build_s:.1f} s")
+    print(
+        f"forward       median {statistics.median(times):.3f} s, min {min(times):.3f} s over {args.runs} runs"
+        f" ({args.warmup} warm-up)"
+    )
+    if device.type == "cuda":
+        print(f"peak memory   {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated on the GPU")
+    else:
+        print(
+            f"peak memory   {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB process RSS"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+from pathlib import Path
+
+from PIL import Image
+
+from metricdepth.batch import collect_inputs
+
+
+def make(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 3)).save(path) if path.suffix != ".txt" else path.write_text("x")
+    return path
+
+
+def test_files_folders_globs_and_names(tmp_path):
+    a = make(tmp_path / "in" / "a.jpg")
+    make(tmp_path / "in" / "sub" / "b.PNG")
+    make(tmp_path / "in" / "readme.txt")
+    other = make(tmp_path / "other" / "a.png")
+    explicit = make(tmp_path / "other" / "weird.dat")
+    out = tmp_path / "out"
+    items, missing = collect_inputs(
+        [tmp_path / "in", other, explicit, a, str(tmp_path / "other" / "*.png"), tmp_path / "nope.jpg"], out
+    )
+    assert [
+        (i.path.relative_to(tmp_path).as_posix(), i.out_stem.relative_to(out).as_posix()) for i in items
+    ] == [
+        ("in/a.jpg", "a"),
+        ("in/sub/b.PNG", "sub/b"),
+        ("other/a.png", "a_png"),  # same stem as in/a.jpg: the extension keeps them apart
+        ("other/weird.dat", "weird"),  # named explicitly, so tried whatever its extension
+    ]
+    assert missing == [(str(tmp_path / "nope.jpg"), f"{tmp_path / 'nope.jpg'}: file not found")]
+
+
+def test_empty_folder_and_unmatched_pattern(tmp_path):
+    (tmp_path / "empty").mkdir()
+    items, missing = collect_inputs([tmp_path / "empty", str(tmp_path / "*.heic")], tmp_path / "out")
+    assert items == [] and [m[1].split(": ")[1] for m in missing] == [
+        "folder holds no image files",
+        "pattern matched no files",
+    ]
+
+
+def test_earlier_outputs_are_not_inputs(tmp_path):
+    make(tmp_path / "photo.jpg")
+    make(tmp_path / "photo_depth.png")
+    make(tmp_path / "photo_inverse_depth.png")
+    make(tmp_path / "scan_depth.png")  # no scan.json beside it: a user's image, kept
+    (tmp_path / "photo.json").write_text("{}")
+    items, _ = collect_inputs([tmp_path], tmp_path)
+    assert sorted(i.path.name for i in items) == ["photo.jpg", "scan_depth.png"]
