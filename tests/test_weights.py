@@ -100,6 +100,9 @@ def test_hf_layout_converts_to_apple_layout(version):
 def test_config_is_inferred_from_shapes(tiny_state_dict):
     assert infer_config(meta_tensors(APPLE)).name == "depth-pro"
     assert infer_config(tiny_state_dict).name == "tiny"
+    without_fov = {k: v for k, v in tiny_state_dict.items() if not k.startswith("fov.")}
+    config = infer_config(without_fov)
+    assert config.name == "tiny" and not config.use_fov_head
     with pytest.raises(CheckpointError, match="match no Depth Pro preset"):
         infer_config({"x": torch.zeros(3)})
 

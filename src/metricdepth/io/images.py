@@ -92,16 +92,14 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     if size == 0:
         raise ImageLoadError(f"{path}: file is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()
-                return image_from_pil(image, path=path)
+        with Image.open(path) as image:
+            image.load()
+            return image_from_pil(image, path=path)
     except ImageLoadError:
         raise
     except UnidentifiedImageError as err:
         raise ImageLoadError(f"{path}: not a recognised image format") from err
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+    except Image.DecompressionBombError as err:
         raise ImageLoadError(f"{path}: image too large to decode safely ({err})") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageLoadError(

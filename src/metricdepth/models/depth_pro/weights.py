@@ -12,6 +12,7 @@ Layouts understood:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -249,20 +250,23 @@ def _convert_hf_key(key: str) -> str:
 
 # ------------------------------------------------------------------------- config inference
 @functools.cache
-def _preset_shapes(name: str) -> dict[str, tuple[int, ...]]:
+def config_shapes(config: DepthProConfig) -> dict[str, tuple[int, ...]]:
+    """key → shape of the state dict of ``config``'s model (built on the meta device)."""
     from .model import DepthPro
 
     with torch.device("meta"):
-        model = DepthPro(PRESETS[name])
+        model = DepthPro(config)
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
 def infer_config(state: dict[str, Tensor]) -> DepthProConfig:
-    """The preset whose keys and shapes equal those of ``state``."""
+    """The preset (with or without FOV head) whose keys and shapes equal those of ``state``."""
     shapes = {key: tuple(value.shape) for key, value in state.items()}
-    for name in PRESETS:
-        if _preset_shapes(name) == shapes:
-            return PRESETS[name]
+    has_fov = any(key.startswith("fov.") for key in shapes)
+    for preset in PRESETS.values():
+        config = preset if has_fov else dataclasses.replace(preset, fov_encoder=None)
+        if config_shapes(config) == shapes:
+            return config
     raise CheckpointError(
         "the weights match no Depth Pro preset "
         f"({', '.join(PRESETS)}); pass config= with the architecture they were trained with"
