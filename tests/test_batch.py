@@ -7,7 +7,10 @@ from metricdepth.batch import collect_inputs
 
 def make(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (4, 3)).save(path) if path.suffix != ".txt" else path.write_text("x")
+    if path.suffix == ".txt":
+        path.write_text("x")
+    else:
+        Image.new("RGB", (4, 3)).save(path, format="PNG")
     return path
 
 

@@ -24,7 +24,7 @@ def test_forward_rejects_other_sizes(tiny_model):
 
 def test_infer_matches_the_reference_maths(tiny_model, data_dir):
     """depth = f_px / (W · C), C resized back as inverse depth (bilinear), clamped to [1e-4, 1e4]."""
-    rgb = np.asarray(Image.open(data_dir / "motorcycle_left.png").convert("RGB"))
+    rgb = np.array(Image.open(data_dir / "motorcycle_left.png").convert("RGB"))
     height, width = rgb.shape[:2]
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
     normalised = torch.nn.functional.interpolate(
