@@ -142,5 +142,7 @@ def test_tiny_image_and_unsupported_inputs(tiny_model):
     assert pred.depth.shape == (1, 1) and torch.isfinite(pred.depth).all()
     with pytest.raises(ValueError, match="tensor"):
         tiny_model.infer(torch.zeros(4, 5))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        tiny_model.infer(torch.full((3, 8, 8), 200.0))
     with pytest.raises(TypeError):
         tiny_model.infer(42)

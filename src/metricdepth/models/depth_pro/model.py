@@ -179,8 +179,11 @@ class DepthPro(nn.Module):
                 pixels = pixels[None]
             if pixels.ndim != 4 or pixels.shape[1] != 3:
                 raise ValueError(f"expected a (3, H, W) or (B, 3, H, W) tensor, got {tuple(image.shape)}")
-            pixels = pixels.float() / 255.0 if pixels.dtype == torch.uint8 else pixels.float()
-            return pixels.to(self.device), [None] * pixels.shape[0], batched
+            if pixels.dtype == torch.uint8:
+                pixels = pixels.float() / 255.0
+            elif pixels.numel() and float(pixels.amax()) > 1.0 + 1e-3:
+                raise ValueError("float image tensors must hold values in [0, 1] (divide 0–255 images by 255)")
+            return pixels.float().to(self.device), [None] * pixels.shape[0], batched
         if isinstance(image, (list, tuple)):
             loaded = [_load_one(item) for item in image]
             if not loaded:
