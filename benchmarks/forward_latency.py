@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import statistics
+import sys
 import time
 
 import torch
@@ -53,6 +53,8 @@ def main() -> None:
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+        elif device.type == "mps":
+            torch.mps.synchronize()
 
     with torch.inference_mode():
         for _ in range(args.warmup):
@@ -86,10 +88,18 @@ def main() -> None:
     )
     if device.type == "cuda":
         print(f"peak memory   {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated on the GPU")
-    else:
-        print(
-            f"peak memory   {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB process RSS"
-        )
+    elif peak_rss_bytes() is not None:
+        print(f"peak memory   {peak_rss_bytes() / 2**30:.2f} GiB process RSS")
+
+
+def peak_rss_bytes() -> int | None:
+    """Peak resident set size of this process (None where the OS does not report it)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from metricdepth.batch import collect_inputs
+from metricdepth.batch import collect_inputs, output_paths
 
 
 def make(path: Path) -> Path:
@@ -52,3 +52,21 @@ def test_earlier_outputs_are_not_inputs(tmp_path):
     (tmp_path / "photo.json").write_text("{}")
     items, _ = collect_inputs([tmp_path], tmp_path)
     assert sorted(i.path.name for i in items) == ["photo.jpg", "scan_depth.png"]
+
+
+def test_no_two_inputs_share_an_output_file(tmp_path):
+    """``X_inverse.jpg`` would write ``X_inverse_depth.png``, the colour map of ``X.jpg``."""
+    make(tmp_path / "scene.jpg")
+    make(tmp_path / "scene_inverse.jpg")
+    items, _ = collect_inputs([tmp_path], tmp_path / "out")
+    files = [p for item in items for p in output_paths(item.out_stem)]
+    assert len(files) == len(set(files)) == 10
+
+
+def test_globs_skip_non_images_and_earlier_outputs(tmp_path):
+    make(tmp_path / "a.png")
+    make(tmp_path / "a_depth.png")
+    (tmp_path / "a.json").write_text("{}")
+    make(tmp_path / "notes.txt")
+    items, _ = collect_inputs([str(tmp_path / "*")], tmp_path)
+    assert [i.path.name for i in items] == ["a.png"]

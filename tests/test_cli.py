@@ -131,6 +131,15 @@ def test_options(tmp_path, photos, tiny_checkpoint):
         app, ["predict", str(photos), "--formats", "npz,exr", "-c", str(tiny_checkpoint)]
     )
     assert bad_format.exit_code == 2 and "exr" in bad_format.output
+    for option, value, message in (
+        ("--device", "gpu", "unknown device"),
+        ("--max-depth", "inf", "--max-depth"),
+        ("--f-px", "-5", "--f-px"),
+    ):
+        bad = runner.invoke(
+            app, ["predict", str(photos), "-o", str(out), "-c", str(tiny_checkpoint), option, value]
+        )
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, option
     half_on_cpu = runner.invoke(
         app,
         [

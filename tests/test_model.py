@@ -51,7 +51,8 @@ def test_infer_matches_the_reference_maths(tiny_model, data_dir):
 
 
 def test_a_non_positive_predicted_fov_still_gives_a_usable_focal(tiny_model, data_dir):
-    pred = tiny_model.infer(data_dir / "leuvenA.jpg", use_exif=False)
+    with pytest.warns(UserWarning, match="outside"):
+        pred = tiny_model.infer(data_dir / "leuvenA.jpg", use_exif=False)
     assert pred.predicted_fov_deg < 0  # these random weights: the raw head output is reported as is
     assert pred.focal_source == "predicted" and 0 < pred.focal_px < float("inf")
     assert torch.isfinite(pred.depth).all() and (pred.depth > 0).all()
@@ -144,5 +145,18 @@ def test_tiny_image_and_unsupported_inputs(tiny_model):
         tiny_model.infer(torch.zeros(4, 5))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         tiny_model.infer(torch.full((3, 8, 8), 200.0))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        tiny_model.infer(torch.rand(3, 8, 8) * 2 - 1)  # already normalised: would be normalised twice
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        tiny_model.infer(np.full((8, 8, 3), 200.0, dtype=np.float32))
+    with pytest.raises(ValueError, match="between 0 and 180"):
+        tiny_model.infer(np.zeros((8, 8, 3), np.uint8), fov_deg=180.0)
     with pytest.raises(TypeError):
         tiny_model.infer(42)
+
+
+def test_results_are_ordinary_tensors(tiny_model, rgb):
+    pred = tiny_model.infer(rgb, f_px=100.0)
+    pred.depth[pred.depth > 50] = 0  # in-place edits work (no inference-mode tensors)
+    pred.intrinsics[0, 2] = 5.0
+    assert not pred.depth.requires_grad

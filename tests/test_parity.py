@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from conftest import read_tsv_shapes
 from deterministic_weights import deterministic_state_dict
 from metricdepth import DepthPro, load_image, read_depth_png
-from metricdepth.camera import fov_to_focal
 from metricdepth.cli import app
 
 pytestmark = pytest.mark.slow
@@ -38,20 +37,20 @@ def apple_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(apple_checkpoint):
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     return DepthPro.from_pretrained(apple_checkpoint, device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="module")
 def outputs(model, data_dir):
-    """Forward outputs (canonical inverse depth, FOV) for the two photos, computed once."""
+    """``infer`` on each photo (the whole public path), with the network outputs captured on the way."""
     results = {}
+    captured = {}
+    handle = model.register_forward_hook(lambda module, args, output: captured.update(output=output))
     for name in ("motorcycle_left.png", "leuvenA.jpg"):
-        image = load_image(data_dir / name)
-        pixels = torch.from_numpy(image.rgb.copy()).permute(2, 0, 1)[None].float() / 255
-        with torch.inference_mode():
-            canonical, fov = model(model.preprocess(pixels))
-        results[name] = (image, canonical, fov)
+        prediction = model.infer(data_dir / name)
+        canonical, fov = captured.pop("output")
+        results[name] = (load_image(data_dir / name), canonical, fov, prediction)
+    handle.remove()
     return results
 
 
@@ -62,7 +61,7 @@ def test_checkpoint_file_is_in_apples_format(apple_checkpoint):
 
 def test_canonical_inverse_depth_and_fov(outputs, data_dir):
     golden = np.load(data_dir / "golden_motorcycle_left.npz")
-    _, canonical, fov = outputs["motorcycle_left.png"]
+    _, canonical, fov, _ = outputs["motorcycle_left.png"]
     assert canonical.shape == (1, 1, 1536, 1536) and canonical.dtype == torch.float32
     pooled = F.avg_pool2d(canonical, 4)[0, 0].numpy()
     assert rel_error(pooled, golden["canonical_inverse_depth_pool4"]) <= TOLERANCE
@@ -71,16 +70,15 @@ def test_canonical_inverse_depth_and_fov(outputs, data_dir):
     assert abs(float(fov) - float(golden["fov_deg"])) <= TOLERANCE * abs(float(golden["fov_deg"]))
 
 
-def test_metric_depth_and_focal_from_the_predicted_fov(model, outputs, data_dir):
+def test_metric_depth_and_focal_from_the_predicted_fov(outputs, data_dir):
     golden = np.load(data_dir / "golden_motorcycle_left.npz")
-    image, canonical, fov = outputs["motorcycle_left.png"]
+    image, _, _, prediction = outputs["motorcycle_left.png"]
     assert (image.height, image.width) == tuple(golden["image_hw"])
-    focal = fov_to_focal(fov.float(), image.width)
-    assert abs(float(focal) - float(golden["focal_px_predicted"])) <= TOLERANCE * float(
-        golden["focal_px_predicted"]
-    )
-    _, depth = model.postprocess(canonical, focal, (image.height, image.width))
-    assert rel_error(1 / depth[0].numpy(), 1 / golden["depth_predicted_focal"]) <= TOLERANCE
+    assert prediction.focal_source == "predicted"
+    focal = float(golden["focal_px_predicted"])
+    assert abs(prediction.focal_px - focal) <= TOLERANCE * focal
+    assert prediction.depth.shape == (500, 741) and prediction.depth.dtype == torch.float32
+    assert rel_error(1 / prediction.depth.numpy(), 1 / golden["depth_predicted_focal"]) <= TOLERANCE
 
 
 def reference_depth_with_focal(
@@ -97,14 +95,14 @@ def reference_depth_with_focal(
     return (1.0 / inverse.clamp(1e-4, 1e4))[0, 0].numpy()
 
 
-def test_photo_with_exif_focal(model, outputs):
-    image, canonical, fov = outputs["leuvenA.jpg"]
+def test_photo_with_exif_focal(outputs):
+    image, canonical, fov, prediction = outputs["leuvenA.jpg"]
     exif_focal = 29 * math.hypot(751, 563) / math.hypot(36, 24)
     assert image.focal_px == pytest.approx(exif_focal, rel=1e-9)
-    assert math.isfinite(float(fov))
-    _, depth = model.postprocess(canonical, torch.tensor([image.focal_px]), (image.height, image.width))
+    assert prediction.focal_source == "exif" and prediction.focal_px == pytest.approx(exif_focal, rel=1e-6)
+    assert math.isfinite(float(fov)) and prediction.predicted_fov_deg == pytest.approx(float(fov))
     expected = reference_depth_with_focal(canonical, exif_focal, image.height, image.width)
-    assert rel_error(1 / depth[0].numpy(), 1 / expected) <= TOLERANCE
+    assert rel_error(1 / prediction.depth.numpy(), 1 / expected) <= TOLERANCE
 
 
 def test_cli_with_apples_checkpoint_file(apple_checkpoint, outputs, data_dir, tmp_path):
@@ -124,7 +122,7 @@ def test_cli_with_apples_checkpoint_file(apple_checkpoint, outputs, data_dir, tm
         ],
     )
     assert result.exit_code == 0, result.output
-    image, canonical, _ = outputs["leuvenA.jpg"]
+    image, canonical, _, _ = outputs["leuvenA.jpg"]
     npz = np.load(out / "leuvenA.npz")
     expected = reference_depth_with_focal(canonical, image.focal_px, image.height, image.width)
     assert rel_error(1 / npz["depth"], 1 / expected) <= TOLERANCE

@@ -171,13 +171,18 @@ def test_offline_without_weights_explains_what_to_download(tmp_path, offline):
     with pytest.raises(CheckpointError) as info:
         DepthPro.from_pretrained("apple/DepthPro", cache_dir=tmp_path, device="cpu")
     message = str(info.value)
-    assert "huggingface-cli download apple/DepthPro depth_pro.pt" in message
+    assert "hf download apple/DepthPro depth_pro.pt" in message and "not cached" in message
     assert "--checkpoint" in message and "from_pretrained(" in message
 
 
-def test_bad_files_give_clear_errors(tmp_path, tiny_state_dict):
+def test_bad_files_give_clear_errors(tmp_path, tiny_state_dict, monkeypatch):
     with pytest.raises(CheckpointError, match="not found"):
         DepthPro.from_pretrained(tmp_path / "missing.pt")
+    (tmp_path / "checkpoints").mkdir()
+    monkeypatch.chdir(tmp_path)
+    # "checkpoints/x" with a local checkpoints/ folder is a missing file, not the Hub repo of that name.
+    with pytest.raises(CheckpointError, match="not found"):
+        DepthPro.from_pretrained("checkpoints/x")
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"broken\.pt"):

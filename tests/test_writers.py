@@ -46,6 +46,27 @@ def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.bin"]
 
 
+def test_outputs_get_normal_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = write_depth_png(tmp_path / "d.png", np.ones((2, 2)))
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_an_image_gets_all_its_outputs_or_none(tmp_path, monkeypatch):
+    import metricdepth.io.writers as writers
+
+    def broken_ply(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(writers, "write_ply", broken_ply)
+    with pytest.raises(OSError, match="disk full"):
+        save_prediction(make_prediction(np.ones((4, 5))), np.zeros((4, 5, 3), np.uint8), tmp_path / "photo")
+    assert os.listdir(tmp_path) == []
+
+
 def test_colour_map_is_near_warm():
     inverse = np.array([[1.0, 0.5, 0.1]])
     colours = colorize_inverse_depth(inverse)

@@ -10,17 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from .io.images import IMAGE_EXTENSIONS, load_image
-from .io.writers import FORMATS, save_prediction
+from .io.writers import FORMATS, OUTPUT_SUFFIXES, output_path, save_prediction
 
-__all__ = ["BatchReport", "InputItem", "collect_inputs", "predict_files", "report_message"]
-
-OUTPUT_SUFFIXES = {
-    "npz": ".npz",
-    "depth16": "_depth.png",
-    "color": "_inverse_depth.png",
-    "ply": ".ply",
-    "json": ".json",
-}
+__all__ = ["BatchReport", "InputItem", "collect_inputs", "output_paths", "predict_files", "report_message"]
 
 
 @dataclass(frozen=True)
@@ -46,12 +38,13 @@ class BatchReport:
 def collect_inputs(
     inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
 ) -> tuple[list[InputItem], list[tuple[str, str]]]:
-    """Expand files, folders (recursive, image extensions only) and glob patterns.
+    """Expand files, folders (recursive) and glob patterns into images with output names.
 
-    Files named explicitly are always tried, whatever their extension. Outputs of a folder mirror
-    its sub-folders; clashing names get the extension (``photo_jpg``) and then a counter appended.
-    Images written by an earlier run (``X_depth.png``, ``X_inverse_depth.png`` beside ``X.json``)
-    are skipped when scanning folders.
+    Files named explicitly are always tried, whatever their extension. Folders and patterns yield
+    image files only (by extension), without the images an earlier run wrote (``X_depth.png``,
+    ``X_inverse_depth.png`` beside ``X.json``). Outputs of a folder mirror its sub-folders. When
+    two inputs would share any output file, the later one gets its extension (``photo_jpg``) and
+    then a counter appended.
 
     Returns:
         The items, and (input, message naming it) for arguments that matched nothing.
@@ -62,18 +55,14 @@ def collect_inputs(
     for raw in inputs:
         arg = Path(raw).expanduser()
         if arg.is_dir():
-            files = sorted(
-                p
-                for p in arg.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _is_earlier_output(p)
-            )
+            files = sorted(p for p in arg.rglob("*") if _is_image_input(p))
             if not files:
                 missing.append((str(raw), f"{raw}: folder holds no image files"))
             found.extend((p, p.relative_to(arg).with_suffix("")) for p in files)
         elif arg.exists():
             found.append((arg, Path(arg.stem)))
         elif glob.has_magic(str(raw)):
-            matches = sorted(Path(p) for p in glob.glob(str(arg), recursive=True) if Path(p).is_file())
+            matches = sorted(Path(p) for p in glob.glob(str(arg), recursive=True) if _is_image_input(Path(p)))
             if not matches:
                 missing.append((str(raw), f"{raw}: pattern matched no files"))
             found.extend((p, Path(p.stem)) for p in matches)
@@ -82,20 +71,25 @@ def collect_inputs(
 
     items: list[InputItem] = []
     seen_inputs: set[Path] = set()
-    used: set[Path] = set()
+    used: set[Path] = set()  # every output file already claimed
     for path, rel in found:
         if path.resolve() in seen_inputs:
             continue
         seen_inputs.add(path.resolve())
         stem = out / rel
-        if stem in used:
+        if not used.isdisjoint(output_paths(stem)):
             stem = stem.with_name(f"{path.stem}_{path.suffix.lstrip('.').lower()}")
         base, n = stem, 2
-        while stem in used:
+        while not used.isdisjoint(output_paths(stem)):
             stem, n = base.with_name(f"{base.name}_{n}"), n + 1
-        used.add(stem)
+        used.update(output_paths(stem))
         items.append(InputItem(path=path, out_stem=stem))
     return items, missing
+
+
+def output_paths(out_stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """The files :func:`~metricdepth.io.writers.save_prediction` writes for ``out_stem``."""
+    return [output_path(out_stem, fmt) for fmt in formats]
 
 
 def predict_files(
@@ -123,8 +117,7 @@ def predict_files(
     for item in items:
         error: Exception | None = None
         try:
-            targets = [item.out_stem.with_name(item.out_stem.name + OUTPUT_SUFFIXES[f]) for f in formats]
-            clash = next((t for t in targets if t.resolve() in inputs), None)
+            clash = next((t for t in output_paths(item.out_stem, formats) if t.resolve() in inputs), None)
             if clash is not None:
                 raise FileExistsError(
                     f"output {clash} would overwrite an input image; choose another --output"
@@ -147,6 +140,10 @@ def report_message(err: Exception, path: Path) -> str:
     """One line naming the input and what went wrong."""
     message = str(err) or type(err).__name__
     return message if str(path) in message else f"{path}: {type(err).__name__}: {message}"
+
+
+def _is_image_input(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not _is_earlier_output(path)
 
 
 def _is_earlier_output(path: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -75,9 +76,9 @@ def predict(
     unknown = sorted(set(chosen) - set(FORMATS))
     if unknown or not chosen:
         _fail(f"--formats: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(FORMATS)}")
-    if f_px is not None and not f_px > 0:
+    if f_px is not None and not (math.isfinite(f_px) and f_px > 0):
         _fail("--f-px must be a positive number of pixels")
-    if max_depth is not None and not max_depth > 0:
+    if max_depth is not None and not (math.isfinite(max_depth) and max_depth > 0):
         _fail("--max-depth must be a positive number of metres")
 
     items, missing = collect_inputs(inputs, output)
@@ -87,11 +88,11 @@ def predict(
             console.print(f"[red]error[/red] {message}")
         _fail("no images to process")
 
-    with console.status(f"loading {checkpoint}"):
-        try:
-            model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
-        except (CheckpointError, ValueError) as err:
-            _fail(str(err))
+    console.print(f"loading {checkpoint}")
+    try:
+        model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
+    except (CheckpointError, ValueError) as err:
+        _fail(str(err))
     console.print(
         f"model: {checkpoint} ({model.config.name}) on {model.device}, "
         f"{str(model.dtype).removeprefix('torch.')}"

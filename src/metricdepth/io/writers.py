@@ -17,7 +17,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,10 @@ from ..prediction import Prediction
 __all__ = [
     "DEPTH_PNG_SCALE",
     "FORMATS",
+    "OUTPUT_SUFFIXES",
     "atomic_path",
     "colorize_inverse_depth",
+    "output_path",
     "read_depth_png",
     "save_prediction",
     "write_depth_png",
@@ -43,7 +45,15 @@ __all__ = [
     "write_ply",
 ]
 
-FORMATS = ("npz", "depth16", "color", "ply", "json")
+OUTPUT_SUFFIXES = {
+    "npz": ".npz",
+    "depth16": "_depth.png",
+    "color": "_inverse_depth.png",
+    "ply": ".ply",
+    "json": ".json",
+}
+"""File name suffix of each output format, appended to the output stem."""
+FORMATS = tuple(OUTPUT_SUFFIXES)
 DEPTH_PNG_SCALE = 0.001
 """Metres per unit of the 16-bit depth PNG (millimetres)."""
 COLOR_DEPTH_RANGE = (0.1, 250.0)
@@ -57,15 +67,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # A fresh name, not a pre-created file: the writer creates it with the usual umask permissions.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def output_path(out_stem: str | os.PathLike, fmt: str) -> Path:
+    """Where format ``fmt`` of the outputs named ``out_stem`` goes (``out/photo`` → ``out/photo.ply``)."""
+    stem = Path(out_stem)
+    return stem.with_name(stem.name + OUTPUT_SUFFIXES[fmt])
 
 
 def write_npz(path: str | os.PathLike, prediction: Prediction) -> Path:
@@ -231,23 +247,42 @@ def save_prediction(
     if max_depth is not None and not (math.isfinite(max_depth) and max_depth > 0):
         raise ValueError(f"max_depth must be a positive number of metres, got {max_depth}")
     stem = Path(out_stem)
-    depth = prediction.depth.float().cpu().numpy()
     written: list[Path] = []
+    try:
+        _write_formats(prediction, rgb, stem, formats, max_depth, extra, written)
+    except BaseException:
+        for path in written:  # all of an image's outputs or none of them
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    return written
+
+
+def _write_formats(
+    prediction: Prediction,
+    rgb: np.ndarray,
+    stem: Path,
+    formats: Sequence[str],
+    max_depth: float | None,
+    extra: dict[str, Any] | None,
+    written: list[Path],
+) -> None:
+    """Write each format in turn, appending to ``written`` as files land."""
+    depth = prediction.depth.float().cpu().numpy()
     if "npz" in formats:
-        written.append(write_npz(stem.with_name(stem.name + ".npz"), prediction))
+        written.append(write_npz(output_path(stem, "npz"), prediction))
     if "depth16" in formats:
-        written.append(write_depth_png(stem.with_name(stem.name + "_depth.png"), depth, max_depth))
+        written.append(write_depth_png(output_path(stem, "depth16"), depth, max_depth))
     if "color" in formats:
         inverse = prediction.inverse_depth.float().cpu().numpy()
-        written.append(write_color_png(stem.with_name(stem.name + "_inverse_depth.png"), inverse))
+        written.append(write_color_png(output_path(stem, "color"), inverse))
     if "ply" in formats:
         points, colors = point_cloud(prediction, rgb, max_depth=max_depth)
-        written.append(write_ply(stem.with_name(stem.name + ".ply"), points, colors))
+        written.append(write_ply(output_path(stem, "ply"), points, colors))
     if "json" in formats:
-        json_path = stem.with_name(stem.name + ".json")
+        json_path = output_path(stem, "json")
         summary = {**(extra or {}), **camera_summary(prediction)}
         summary["files"] = [p.name for p in [*written, json_path]]
         summary["depth_png_scale_m"] = DEPTH_PNG_SCALE if "depth16" in formats else None
         summary["max_depth_m"] = max_depth
         written.append(write_json(json_path, summary))
-    return written

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -122,7 +124,7 @@ class DepthPro(nn.Module):
         inverse = inverse.clamp(MIN_INVERSE_DEPTH, MAX_INVERSE_DEPTH)[:, 0]
         return inverse, 1.0 / inverse
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def infer(
         self,
         image: ImageInput,
@@ -181,8 +183,11 @@ class DepthPro(nn.Module):
                 raise ValueError(f"expected a (3, H, W) or (B, 3, H, W) tensor, got {tuple(image.shape)}")
             if pixels.dtype == torch.uint8:
                 pixels = pixels.float() / 255.0
-            elif pixels.numel() and float(pixels.amax()) > 1.0 + 1e-3:
-                raise ValueError("float image tensors must hold values in [0, 1] (divide 0–255 images by 255)")
+            elif pixels.numel() and not -1e-3 <= float(pixels.amin()) <= float(pixels.amax()) <= 1.0 + 1e-3:
+                raise ValueError(
+                    "float image tensors must hold RGB values in [0, 1] (divide 0–255 images by 255; "
+                    "infer normalises itself, so do not pass normalised tensors)"
+                )
             return pixels.float().to(self.device), [None] * pixels.shape[0], batched
         if isinstance(image, (list, tuple)):
             loaded = [_load_one(item) for item in image]
@@ -218,14 +223,15 @@ class DepthPro(nn.Module):
             raise ValueError(f"give at most one of f_px, K and fov_deg (got {', '.join(given)})")
         device = self.device
 
-        def per_image(value: Any, name: str) -> Tensor:
+        def per_image(value: Any, name: str, upper: float = math.inf) -> Tensor:
             t = torch.as_tensor(value, dtype=torch.float32, device=device).flatten()
             if t.numel() == 1:
                 t = t.expand(batch)
             if t.numel() != batch:
                 raise ValueError(f"{name} has {t.numel()} values for a batch of {batch}")
-            if not torch.isfinite(t).all() or (t <= 0).any():
-                raise ValueError(f"{name} must be positive and finite, got {t.tolist()}")
+            if not torch.isfinite(t).all() or (t <= 0).any() or (t >= upper).any():
+                bound = "positive and finite" if upper == math.inf else f"strictly between 0 and {upper:g}"
+                raise ValueError(f"{name} must be {bound}, got {t.tolist()}")
             return t.clone()
 
         if K is not None:
@@ -238,11 +244,10 @@ class DepthPro(nn.Module):
             return focal, intrinsics.clone(), ["user"] * batch
 
         if f_px is not None or fov_deg is not None:
-            focal = (
-                per_image(f_px, "f_px")
-                if f_px is not None
-                else fov_to_focal(per_image(fov_deg, "fov_deg"), width)
-            )
+            if f_px is not None:
+                focal = per_image(f_px, "f_px")
+            else:
+                focal = fov_to_focal(per_image(fov_deg, "fov_deg", upper=180.0), width)
             sources: list[FocalSource] = ["user"] * batch
         else:
             focal = torch.empty(batch, dtype=torch.float32, device=device)
@@ -253,6 +258,12 @@ class DepthPro(nn.Module):
                 elif predicted_fov is not None:
                     # The head's output is a raw linear value; keep the focal length defined.
                     fov = predicted_fov[i].clamp(MIN_FOV_DEG, MAX_FOV_DEG)
+                    if fov != predicted_fov[i]:
+                        warnings.warn(
+                            f"predicted FOV {float(predicted_fov[i]):.4g}° is outside (0°, 180°); "
+                            f"using {float(fov):.4g}° (untrained or unsuitable weights?)",
+                            stacklevel=4,  # the caller of infer (past the no_grad wrapper)
+                        )
                     focal[i], source = fov_to_focal(fov, width), "predicted"
                 else:
                     raise ValueError(
@@ -361,6 +372,8 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.floating):
             raise ValueError(f"image arrays must be uint8 or float in [0, 1], got {array.dtype}")
+        if array.size and not -1e-3 <= float(np.nanmin(array)) <= float(np.nanmax(array)) <= 1.0 + 1e-3:
+            raise ValueError("float image arrays must hold values in [0, 1] (use uint8 for 0–255 images)")
         array = np.clip(np.rint(np.nan_to_num(array) * 255.0), 0, 255).astype(np.uint8)
     array = array[..., :3]
     if array.shape[2] == 1:

@@ -69,7 +69,8 @@ def resolve_checkpoint(
             return found[0]
         raise CheckpointError(f"{path}: no weights file found (looked for {', '.join(HUB_FILENAMES)})")
     name = str(name_or_path)
-    if path.suffix in WEIGHT_SUFFIXES or name.startswith((".", "/", "~")) or name.count("/") != 1:
+    looks_local = path.suffix in WEIGHT_SUFFIXES or name.startswith((".", "/", "~")) or name.count("/") != 1
+    if looks_local or Path(name.split("/")[0]).is_dir():
         raise CheckpointError(
             f"{name}: checkpoint file not found (and it is not a Hub repo id like 'apple/DepthPro')"
         )
@@ -84,7 +85,7 @@ def _download(
     local_only: bool,
 ) -> Path:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     failures = []
     for candidate in (filename,) if filename else HUB_FILENAMES:
@@ -94,6 +95,8 @@ def _download(
                     repo_id, candidate, revision=revision, cache_dir=cache_dir, local_files_only=local_only
                 )
             )
+        except LocalEntryNotFoundError as err:  # offline (or unreachable) and not in the cache
+            failures.append(f"{candidate}: not cached, and the Hub is unreachable ({type(err).__name__})")
         except EntryNotFoundError:
             failures.append(f"{candidate}: not in the repo")
         except RepositoryNotFoundError as err:
@@ -106,7 +109,7 @@ def _download(
     raise CheckpointError(
         f"could not get weights for {repo_id!r} from the Hugging Face Hub ({'; '.join(failures)}).\n"
         f"Download them where the Hub is reachable, e.g.\n"
-        f"    huggingface-cli download {repo_id} {wanted} --local-dir checkpoints\n"
+        f"    hf download {repo_id} {wanted} --local-dir checkpoints\n"
         f"(or https://huggingface.co/{repo_id}/resolve/main/{wanted}),\n"
         f"copy the file here, and pass its path:\n"
         f"    metricdepth predict --checkpoint checkpoints/{wanted} ...\n"
