@@ -77,7 +77,7 @@ def main() -> None:
     )
     print(
         f"device        {device} "
-        f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor()}"
+        f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}"
         f", {str(dtype).removeprefix('torch.')}, torch {torch.__version__}, threads {torch.get_num_threads()}"
         f"{', compiled' if args.compile else ''}"
     )
