@@ -75,9 +75,13 @@ def main() -> None:
         f"preset        {args.preset} ({params / 1e6:.1f} M parameters, "
         f"input {model.img_size}², batch {args.batch})"
     )
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
     print(
-        f"device        {device} "
-        f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}"
+        f"device        {device} {name}"
         f", {str(dtype).removeprefix('torch.')}, torch {torch.__version__}, threads {torch.get_num_threads()}"
         f"{', compiled' if args.compile else ''}"
     )
