@@ -1,0 +1,128 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from metricdepth import alignment
+from metricdepth.metrics import (
+    DepthMetricAccumulator,
+    crop_mask,
+    depth_metrics,
+    focal_metrics,
+    kitti_benchmark_crop,
+)
+
+
+def plain_metrics(pred, gt):
+    """The formulas, written out with numpy on already-valid pixels."""
+    ratio = np.maximum(pred / gt, gt / pred)
+    e = np.log(pred) - np.log(gt)
+    return {
+        "d1": np.mean(ratio < 1.25),
+        "d2": np.mean(ratio < 1.25**2),
+        "d3": np.mean(ratio < 1.25**3),
+        "abs_rel": np.mean(np.abs(pred - gt) / gt),
+        "sq_rel": np.mean((pred - gt) ** 2 / gt),
+        "rmse": np.sqrt(np.mean((pred - gt) ** 2)),
+        "rmse_log": np.sqrt(np.mean(e**2)),
+        "log10": np.mean(np.abs(np.log10(pred) - np.log10(gt))),
+        "silog": 100 * np.sqrt(np.mean(e**2) - np.mean(e) ** 2),
+    }
+
+
+def random_pair(seed, shape=(30, 40)):
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(0.5, 20, shape)
+    pred = gt * rng.lognormal(0, 0.25, shape)
+    gt[rng.random(shape) < 0.1] = 0  # invalid ground truth
+    mask = rng.random(shape) > 0.2
+    return pred, gt, mask
+
+
+def test_metrics_match_the_formulas_numpy_and_torch():
+    pred, gt, mask = random_pair(0)
+    valid = mask & (gt > 0)
+    expected = plain_metrics(pred[valid], gt[valid])
+    for p, g, m in (
+        (pred, gt, mask),
+        (torch.from_numpy(pred).float(), torch.from_numpy(gt).float(), torch.from_numpy(mask)),
+    ):
+        ours = depth_metrics(p, g, m)
+        for key, value in expected.items():
+            assert ours[key] == pytest.approx(value, rel=1e-5), key
+
+
+def test_caps_clamp_predictions_and_mask_ground_truth():
+    gt = np.array([[0.5, 2.0, 50.0]])
+    pred = np.array([[0.1, 2.0, 100.0]])
+    ours = depth_metrics(pred, gt, min_depth=1.0, max_depth=10.0)  # only the 2 m pixel is valid
+    assert ours["abs_rel"] == 0 and ours["d1"] == 1
+    assert depth_metrics(np.array([[20.0]]), np.array([[5.0]]), max_depth=10.0)["abs_rel"] == pytest.approx(
+        1.0
+    )
+    assert math.isnan(depth_metrics(pred, np.zeros_like(gt))["rmse"])
+
+
+def test_per_image_mean_and_pooled():
+    acc = DepthMetricAccumulator()
+    pairs = [random_pair(seed, shape) for seed, shape in ((1, (10, 10)), (2, (30, 40)))]
+    for pred, gt, mask in pairs:
+        acc.update(pred, gt, mask)
+    per_image = [plain_metrics(p[m & (g > 0)], g[m & (g > 0)]) for p, g, m in pairs]
+    assert acc.per_image_mean()["rmse"] == pytest.approx(np.mean([m["rmse"] for m in per_image]))
+    all_pred = np.concatenate([p[m & (g > 0)] for p, g, m in pairs])
+    all_gt = np.concatenate([g[m & (g > 0)] for p, g, m in pairs])
+    pooled = plain_metrics(all_pred, all_gt)
+    for key, value in pooled.items():
+        assert acc.pooled()[key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_crop_boxes():
+    garg = crop_mask((375, 1242), "kitti_garg")
+    rows, cols = np.nonzero(garg)
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (153, 371, 44, 1197)
+    eigen = np.nonzero(crop_mask((375, 1242), "kitti_eigen"))
+    assert (eigen[0].min(), eigen[0].max() + 1, eigen[1].min(), eigen[1].max() + 1) == (124, 342, 44, 1197)
+    nyu = np.nonzero(crop_mask((480, 640), "nyu_eigen"))
+    assert (nyu[0].min(), nyu[0].max() + 1, nyu[1].min(), nyu[1].max() + 1) == (45, 471, 41, 601)
+    assert crop_mask((4, 5), None).all()
+    with pytest.raises(ValueError):
+        crop_mask((100, 100), "nyu_eigen")
+    image = np.arange(375 * 1242).reshape(375, 1242)
+    cropped = kitti_benchmark_crop(image)
+    assert cropped.shape == (352, 1216) and cropped[0, 0] == image[23, 13]
+
+
+def test_focal_metrics():
+    out = focal_metrics([100, 130, 160, 300], [100, 100, 100, 100])
+    assert out == {"delta25": 0.25, "delta50": 0.5, "median_rel_err": pytest.approx(0.45)}
+    with pytest.raises(ValueError):
+        focal_metrics([1, 2], [1])
+
+
+def test_alignment_recovers_known_scale_and_shift():
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(1, 10, (20, 30))
+    mask = np.ones_like(gt, bool)
+    np.testing.assert_allclose(alignment.align(gt / 3, gt, mask, "median"), gt)
+    np.testing.assert_allclose(alignment.align(gt / 3, gt, mask, "lstsq-scale"), gt)
+    np.testing.assert_allclose(alignment.align((gt - 0.5) / 2, gt, mask, "lstsq-depth"), gt, rtol=1e-9)
+    relative = 1 / ((1 / gt - 0.02) / 4)  # an affine transform of inverse depth
+    np.testing.assert_allclose(alignment.align(relative, gt, mask, "lstsq-disparity"), gt, rtol=1e-9)
+    assert alignment.align(gt, gt, None, "none") is gt
+    tensor = alignment.align(torch.from_numpy(gt / 3).float(), torch.from_numpy(gt), None, "median")
+    assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
+    with pytest.raises(ValueError, match="unknown alignment"):
+        alignment.align(gt, gt, mask, "magic")
+
+
+def test_global_alignment_fits_on_one_split_and_applies_to_another():
+    rng = np.random.default_rng(4)
+    train = [rng.uniform(1, 10, (8, 8)) for _ in range(3)]
+    test = rng.uniform(1, 10, (8, 8))
+    fitted = alignment.GlobalAlignment("depth").fit([((g - 1) / 2, g) for g in train])
+    assert (fitted.scale, fitted.shift) == (pytest.approx(2.0), pytest.approx(1.0))
+    np.testing.assert_allclose(fitted.apply((test - 1) / 2), test)
+    disparity = alignment.GlobalAlignment("disparity").fit([(1 / (3 / g), g) for g in train])
+    np.testing.assert_allclose(disparity.apply(1 / (3 / test)), test, rtol=1e-9)
