@@ -1,0 +1,86 @@
+"""Users' own data: a folder of images with depth maps beside them, and optional intrinsics.
+
+For every image ``NAME.{jpg,png,...}`` (searched recursively, skipping depth files), depth comes from
+the first that exists of ``NAME_depth.npy`` / ``NAME.npy`` (float metres), ``NAME_depth.npz``
+(key ``depth``, as written by ``metricdepth predict``) or ``NAME_depth.png`` (16-bit; scale from its
+``depth_scale`` text chunk, else millimetres). ``NAME.json`` may give ``K`` (3×3) or ``fx``/``fy``/
+``cx``/``cy`` or ``focal_px``. Depth ≤ 0 or non-finite is invalid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ...io.images import IMAGE_EXTENSIONS, load_image
+from ...io.writers import DEPTH_PNG_SCALE
+from ..sample import Sample
+
+__all__ = ["FolderDataset"]
+
+
+def _depth_file(image: Path) -> Path | None:
+    for suffix in ("_depth.npy", ".npy", "_depth.npz", "_depth.png"):
+        candidate = image.with_name(image.stem + suffix)
+        if candidate.is_file() and candidate != image:
+            return candidate
+    return None
+
+
+def _read_depth(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path).astype(np.float32)
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            return data["depth"].astype(np.float32)
+    from PIL import Image
+
+    with Image.open(path) as png:
+        scale = float(png.text.get("depth_scale", DEPTH_PNG_SCALE))
+        return (np.asarray(png).astype(np.float64) * scale).astype(np.float32)
+
+
+class FolderDataset:
+    """Images with depth under ``root``; images without a depth file are skipped."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        images = sorted(
+            p
+            for p in self.root.rglob("*")
+            if p.suffix.lower() in IMAGE_EXTENSIONS and not p.stem.endswith(("_depth", "_inverse_depth"))
+        )
+        self.items = [(p, d) for p in images if (d := _depth_file(p)) is not None]
+        if not self.items:
+            raise FileNotFoundError(f"{self.root}: no image with a depth file beside it")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Sample:
+        image_path, depth_path = self.items[index]
+        loaded = load_image(image_path)
+        depth = _read_depth(depth_path)
+        if depth.shape != loaded.rgb.shape[:2]:
+            raise ValueError(f"{depth_path}: depth is {depth.shape}, image {loaded.rgb.shape[:2]}")
+        sample = Sample(
+            name=image_path.relative_to(self.root).with_suffix("").as_posix(),
+            image=loaded.rgb,
+            depth=depth,
+            valid=np.isfinite(depth) & (depth > 0),
+        )
+        meta_path = image_path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if "K" in meta:
+            sample["K"] = np.asarray(meta["K"], dtype=np.float64)
+        elif {"fx", "cx", "cy"} <= meta.keys():
+            sample["K"] = np.array(
+                [[meta["fx"], 0, meta["cx"]], [0, meta.get("fy", meta["fx"]), meta["cy"]], [0, 0, 1.0]]
+            )
+        focal = meta.get("focal_px", sample["K"][0, 0] if "K" in sample else loaded.focal_px)
+        if focal is not None:
+            sample["focal_px"] = float(focal)
+        return sample

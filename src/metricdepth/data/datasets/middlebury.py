@@ -1,0 +1,84 @@
+"""Middlebury 2014 stereo scenes as metric depth (Scharstein et al., GCPR 2014).
+
+Layout of one scene folder, as published: ``im0.png`` (left image), ``disp0.pfm`` (left disparity in
+pixels, ``inf`` where unknown; ``disp0GT.pfm`` in some releases) and ``calib.txt``
+(``cam0=[f 0 cx; 0 f cy; 0 0 1]``, ``doffs``, ``baseline`` in mm, ``width``, ``height``, ...).
+
+Depth along the optical axis: Z = baseline · f / (d + doffs), with baseline converted to metres.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ...io.images import load_image
+from ...io.pfm import read_pfm
+from ..sample import Sample
+
+__all__ = ["Middlebury2014", "middlebury_calibration"]
+
+
+def middlebury_calibration(path: str | os.PathLike) -> dict[str, object]:
+    """Parse ``calib.txt``: ``cam0``/``cam1`` as (3, 3) arrays, everything else as numbers."""
+    calib: dict[str, object] = {}
+    for line in Path(path).read_text().splitlines():
+        if "=" not in line:
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        if value.startswith("["):
+            rows = [row.split() for row in value.strip("[]").split(";")]
+            calib[key] = np.array(rows, dtype=np.float64)
+        else:
+            calib[key] = float(value) if re.fullmatch(r"[-+0-9.eE]+", value) else value
+    for required in ("cam0", "doffs", "baseline"):
+        if required not in calib:
+            raise ValueError(f"{path}: calib.txt lacks {required}")
+    return calib
+
+
+class Middlebury2014:
+    """Scenes under ``root`` (each a folder with ``calib.txt``), sorted by name.
+
+    ``ds[i]`` is a sample with image, metric depth (0 where unknown), valid mask and K (cam0).
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.scenes = sorted(p.parent for p in self.root.rglob("calib.txt"))
+        if not self.scenes:
+            raise FileNotFoundError(f"{self.root}: no Middlebury scene (folder with calib.txt) found")
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, index: int) -> Sample:
+        scene = self.scenes[index]
+        calib = middlebury_calibration(scene / "calib.txt")
+        disparity_file = next(
+            (scene / n for n in ("disp0.pfm", "disp0GT.pfm") if (scene / n).is_file()), None
+        )
+        if disparity_file is None:
+            raise FileNotFoundError(f"{scene}: no disp0.pfm")
+        disparity = read_pfm(disparity_file)
+        K = np.asarray(calib["cam0"], dtype=np.float64)
+        valid = np.isfinite(disparity) & (disparity + float(calib["doffs"]) > 0)
+        depth = np.zeros(disparity.shape, np.float32)
+        baseline_m = float(calib["baseline"]) / 1000.0
+        depth[valid] = baseline_m * K[0, 0] / (disparity[valid] + float(calib["doffs"]))
+        image = load_image(scene / "im0.png").rgb
+        if image.shape[:2] != depth.shape:
+            raise ValueError(
+                f"{scene}: im0.png is {image.shape[1]}x{image.shape[0]}, "
+                f"disparity {depth.shape[1]}x{depth.shape[0]}"
+            )
+        return Sample(
+            name=scene.relative_to(self.root).as_posix() or scene.name,
+            image=image,
+            depth=depth,
+            valid=valid,
+            K=K,
+        )
