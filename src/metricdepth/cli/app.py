@@ -131,6 +131,77 @@ def predict(
         raise typer.Exit(1)
 
 
+@app.command()
+def evaluate(
+    dataset: Annotated[
+        list[str],
+        typer.Option("--dataset", "-d", help="NAME=PATH with NAME one of: middlebury, folder. Repeatable."),
+    ],
+    predictions: Annotated[
+        Path | None, typer.Option(help="Folder of saved predictions (NAME.npz with key depth, metres).")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", "-c", help="Depth Pro weights to run instead.")
+    ] = None,
+    alignment: Annotated[
+        list[str],
+        typer.Option("--alignment", "-a", help="none, median, lstsq-scale, lstsq-depth, lstsq-disparity."),
+    ] = ["none"],  # noqa: B006 - typer reads the default, never mutates it
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the result tables.")] = Path(
+        "metricdepth_eval"
+    ),
+    min_depth: Annotated[float | None, typer.Option("--min-depth", help="Metres.")] = None,
+    max_depth: Annotated[float | None, typer.Option("--max-depth", help="Metres.")] = None,
+    device: Annotated[str, typer.Option(help="For --checkpoint: auto, cpu, cuda, mps.")] = "auto",
+) -> None:
+    """Evaluate predictions or a model on datasets; writes results.{md,csv,json} and per_image.csv."""
+    from rich.progress import Progress
+
+    from ..evaluate import DATASETS, ModelPredictor, PredictionFolder, write_tables
+    from ..evaluate import evaluate as run_evaluation
+
+    if (predictions is None) == (checkpoint is None):
+        _fail("give exactly one of --predictions and --checkpoint")
+    readers = {}
+    for spec in dataset:
+        name, _, path = spec.partition("=")
+        if name not in DATASETS or not path:
+            _fail(f"--dataset {spec!r}: expected NAME=PATH with NAME one of {', '.join(DATASETS)}")
+        try:
+            readers[name] = DATASETS[name](path)
+        except (FileNotFoundError, ValueError) as err:
+            _fail(str(err))
+    try:
+        if predictions is not None:
+            predictor = PredictionFolder(predictions)
+        else:
+            from ..models.depth_pro import DepthPro
+
+            predictor = ModelPredictor(DepthPro.from_pretrained(checkpoint, device=device))
+    except Exception as err:  # missing folder, unreadable checkpoint: a usage error, not a traceback
+        _fail(str(err))
+
+    with Progress(console=console) as progress:
+        task = progress.add_task("evaluating", total=sum(len(r) for r in readers.values()))
+        try:
+            result = run_evaluation(
+                predictor,
+                readers,
+                alignment,
+                min_depth=min_depth,
+                max_depth=max_depth,
+                on_image=lambda *_: progress.advance(task),
+            )
+        except (FileNotFoundError, ValueError) as err:
+            _fail(str(err))
+    source = str(predictions) if predictions is not None else str(checkpoint)
+    paths = write_tables(
+        result, output, info={"source": source, "datasets": dataset, "alignments": alignment}
+    )
+    console.print(f"wrote {', '.join(p.name for p in paths)} to {output}")
+    typer.echo((output / "results.md").read_text())
+
+
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(2)
