@@ -15,6 +15,7 @@ from conftest import read_tsv_shapes
 from deterministic_weights import deterministic_state_dict
 from metricdepth import load_image
 from metricdepth.models.depth_pro.weights import convert_hf_state_dict
+from test_parity import rel_error
 from test_weights import to_hf
 
 transformers = pytest.importorskip("transformers")
@@ -61,9 +62,6 @@ def test_transformers_depth_pro_reproduces_the_reference(data_dir):
     canonical = out.predicted_depth.reshape(1, 1, 1536, 1536)
 
     golden = np.load(data_dir / "golden_motorcycle_left.npz")
-
-    def rel_error(ours, reference):
-        return float(np.abs(np.asarray(ours, np.float64) - reference).max() / np.abs(reference).max())
 
     assert (
         rel_error(F.avg_pool2d(canonical, 4)[0, 0].numpy(), golden["canonical_inverse_depth_pool4"])

@@ -47,11 +47,11 @@ def _valid(pred: torch.Tensor, gt: torch.Tensor, mask) -> torch.Tensor:
 
 
 def _like(result: torch.Tensor, template):
+    """``result`` as the caller's type: a tensor or array of its floating dtype (float32 otherwise)."""
     if isinstance(template, torch.Tensor):
         return result.to(dtype=template.dtype if template.is_floating_point() else torch.float32)
-    return result.numpy().astype(
-        np.asarray(template).dtype if np.issubdtype(np.asarray(template).dtype, np.floating) else np.float32
-    )
+    dtype = np.asarray(template).dtype
+    return result.numpy().astype(dtype if np.issubdtype(dtype, np.floating) else np.float32)
 
 
 def align(pred, gt, mask=None, mode: str = "none"):
@@ -60,7 +60,8 @@ def align(pred, gt, mask=None, mode: str = "none"):
         raise ValueError(f"unknown alignment {mode!r}; choose one of {', '.join(ALIGNMENTS)}")
     if mode == "none":
         return pred
-    p, g = as_float64(pred), as_float64(gt).to(as_float64(pred).device)
+    p = as_float64(pred)
+    g = as_float64(gt).to(p.device)
     valid = _valid(p, g, mask)
     if not valid.any():
         raise ValueError("no valid pixels to align on")

@@ -25,7 +25,7 @@ import numpy as np
 from .alignment import ALIGNMENTS, align
 from .data.datasets import FolderDataset, Middlebury2014
 from .data.sample import Sample
-from .io.writers import write_json
+from .io.writers import atomic_path, write_json
 from .metrics.depth import METRIC_NAMES, SILOG_VARIANT, DepthMetricAccumulator
 from .metrics.focal import focal_metrics
 
@@ -133,8 +133,6 @@ def write_tables(
     result: EvalResult, out_dir: str | os.PathLike, info: dict[str, Any] | None = None
 ) -> list[Path]:
     """Write ``results.md``, ``results.csv``, ``results.json`` and ``per_image.csv`` into ``out_dir``."""
-    from .io.writers import atomic_path
-
     out = Path(out_dir)
     columns = list(dict.fromkeys(key for row in result.rows for key in row))
     md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -86,17 +86,17 @@ def output_path(out_stem: str | os.PathLike, fmt: str) -> Path:
 
 def write_npz(path: str | os.PathLike, prediction: Prediction) -> Path:
     """Compressed npz: ``depth`` (H, W) float32 metres, ``focal_px``, ``K``, ``fov_deg``, predicted FOV."""
-    p = prediction.to_numpy()
-    predicted = p["predicted_fov_deg"]
+    camera = camera_summary(prediction)
+    predicted = camera["predicted_fov_deg"]
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(
             f,
-            depth=p["depth"].astype(np.float32),
-            focal_px=np.float64(p["focal_px"]),
-            K=p["intrinsics"],
-            fov_deg=np.float64(p["fov_deg"]),
+            depth=prediction.depth.float().cpu().numpy(),
+            focal_px=np.float64(camera["focal_px"]),
+            K=np.asarray(camera["K"], dtype=np.float64),
+            fov_deg=np.float64(camera["fov_x_deg"]),
             predicted_fov_deg=np.float64(np.nan if predicted is None else predicted),
-            focal_source=np.str_(p["focal_source"]),
+            focal_source=np.str_(camera["focal_source"]),
         )
     return Path(path)
 
@@ -200,10 +200,15 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
 
 
 def camera_summary(prediction: Prediction) -> dict[str, Any]:
-    """Intrinsics, focal source and fields of view of a single-image prediction, JSON-ready."""
-    p = prediction.to_numpy()
-    height, width = p["depth"].shape
-    K = p["intrinsics"]
+    """Intrinsics, focal source and fields of view of a single-image prediction, JSON-ready.
+
+    Reads only the small camera fields: the depth maps stay where they are.
+    """
+    if prediction.batched:
+        raise ValueError("camera_summary takes a single-image prediction; index the batch first")
+    height, width = prediction.depth.shape
+    K = prediction.intrinsics.double().cpu().numpy()
+    predicted = prediction.predicted_fov_deg
     return {
         "width": width,
         "height": height,
@@ -212,11 +217,11 @@ def camera_summary(prediction: Prediction) -> dict[str, Any]:
         "fy": float(K[1, 1]),
         "cx": float(K[0, 2]),
         "cy": float(K[1, 2]),
-        "focal_px": p["focal_px"],
-        "focal_source": p["focal_source"],
-        "fov_x_deg": p["fov_deg"],
+        "focal_px": float(prediction.focal_px),
+        "focal_source": prediction.focal_source,
+        "fov_x_deg": float(prediction.fov_deg),
         "fov_y_deg": focal_to_fov(float(K[1, 1]), height),
-        "predicted_fov_deg": p["predicted_fov_deg"],
+        "predicted_fov_deg": None if predicted is None else float(predicted),
         "pixel_convention": "OpenCV: pixel centres at integer coordinates, x right, y down, z forward",
     }
 
