@@ -126,3 +126,23 @@ def test_global_alignment_fits_on_one_split_and_applies_to_another():
     np.testing.assert_allclose(fitted.apply((test - 1) / 2), test)
     disparity = alignment.GlobalAlignment("disparity").fit([(1 / (3 / g), g) for g in train])
     np.testing.assert_allclose(disparity.apply(1 / (3 / test)), test, rtol=1e-9)
+
+
+def test_global_alignment_streaming_equals_one_least_squares_over_all_pixels():
+    rng = np.random.default_rng(5)
+    preds = [rng.uniform(0.5, 20, (16, 12)) for _ in range(4)]
+    gts = [p * rng.uniform(0.8, 1.3) + rng.normal(0, 0.5, p.shape) for p in preds]
+    masks = [rng.random(p.shape) > 0.3 for p in preds]
+    streamed = alignment.GlobalAlignment("depth")
+    for p, g, m in zip(preds, gts, masks, strict=True):
+        streamed.update(p, g, m)
+    streamed.fit()
+    keep = [m & (g > 0) for g, m in zip(gts, masks, strict=True)]
+    x = torch.from_numpy(np.concatenate([p[k] for p, k in zip(preds, keep, strict=True)]))
+    y = torch.from_numpy(np.concatenate([g[k] for g, k in zip(gts, keep, strict=True)]))
+    s, t = alignment.fit_scale_shift(x, y)
+    assert streamed.scale == pytest.approx(s, rel=1e-9) and streamed.shift == pytest.approx(t, rel=1e-9)
+    with pytest.raises(ValueError, match="too few"):
+        alignment.GlobalAlignment().fit()
+    with pytest.raises(RuntimeError, match="before fit"):
+        alignment.GlobalAlignment().apply(preds[0])

@@ -13,7 +13,8 @@ Modes of :func:`align` (pred and gt are depth maps in metres; fits use valid pix
 ==================== =================================================================
 
 :class:`GlobalAlignment` fits one scale and shift over a whole dataset split (depth or inverse depth)
-and applies it to every image of another split.
+and applies it to every image of another split: ``global-depth`` and ``global-disparity`` in
+:data:`GLOBAL_ALIGNMENTS` (RSA's Global baseline is the inverse-depth one, its own parameterisation).
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ import torch
 
 from .metrics._tensor import as_float64, as_mask
 
-__all__ = ["ALIGNMENTS", "GlobalAlignment", "align", "fit_scale_shift"]
+__all__ = ["ALIGNMENTS", "GLOBAL_ALIGNMENTS", "GlobalAlignment", "align", "fit_scale_shift"]
 
 ALIGNMENTS = ("none", "median", "lstsq-scale", "lstsq-depth", "lstsq-disparity")
+"""Per-image modes of :func:`align`."""
+
+GLOBAL_ALIGNMENTS = {"global-depth": "depth", "global-disparity": "disparity"}
+"""Dataset-level modes (RSA's Global baseline): name → :class:`GlobalAlignment` space."""
 
 
 def fit_scale_shift(x: torch.Tensor, y: torch.Tensor, shift: bool = True) -> tuple[float, float]:
@@ -77,7 +82,10 @@ def align(pred, gt, mask=None, mode: str = "none"):
 
 
 class GlobalAlignment:
-    """One scale and shift for a whole dataset: ``fit`` on one split, ``apply`` to another.
+    """One scale and shift for a whole dataset: fit on one split, ``apply`` to another.
+
+    Streaming: ``update`` adds one image's valid pixels to running least-squares sums (float64), so a
+    split of any size fits in constant memory; ``fit`` solves (or takes an iterable of samples first).
 
     Args:
         space: ``"depth"`` (s·d + t) or ``"disparity"`` (1 / (s/d + t)).
@@ -89,23 +97,40 @@ class GlobalAlignment:
         self.space = space
         self.scale: float | None = None
         self.shift: float | None = None
+        self._sums = torch.zeros(5, dtype=torch.float64)  # n, Σx, Σy, Σx², Σxy
         self._max_gt = 0.0
 
-    def fit(self, samples: Iterable[tuple]) -> GlobalAlignment:
-        """Fit on (pred, gt) or (pred, gt, mask) tuples: least squares over all their valid pixels."""
-        xs, ys = [], []
+    def update(self, pred, gt, mask=None) -> None:
+        """Add one image: pred and gt (H, W) depth in metres, optional (H, W) bool mask."""
+        p, g = as_float64(pred), as_float64(gt)
+        valid = _valid(p, g, mask.to(p.device) if isinstance(mask, torch.Tensor) else mask)
+        x, y = (p[valid], g[valid]) if self.space == "depth" else (1 / p[valid], 1 / g[valid])
+        self._sums += torch.stack(
+            [
+                torch.tensor(float(x.numel()), dtype=torch.float64),
+                x.sum(),
+                y.sum(),
+                (x * x).sum(),
+                (x * y).sum(),
+            ]
+        ).cpu()
+        if valid.any():
+            self._max_gt = max(self._max_gt, float(g[valid].max()))
+
+    def fit(self, samples: Iterable[tuple] = ()) -> GlobalAlignment:
+        """Add (pred, gt) or (pred, gt, mask) tuples, then solve the least squares over all pixels so far."""
         for sample in samples:
-            pred, gt, mask = (*sample, None)[:3]
-            p, g = as_float64(pred), as_float64(gt)
-            valid = _valid(p, g, mask)
-            x, y = (p[valid], g[valid]) if self.space == "depth" else (1 / p[valid], 1 / g[valid])
-            xs.append(x)
-            ys.append(y)
-            self._max_gt = max(self._max_gt, float(g[valid].max()) if valid.any() else 0.0)
-        self.scale, self.shift = fit_scale_shift(torch.cat(xs), torch.cat(ys))
+            self.update(*sample)
+        n, sx, sy, sxx, sxy = self._sums.tolist()
+        variance = sxx - sx * sx / n if n >= 2 else 0.0
+        if variance <= 0:
+            raise ValueError("too few distinct valid pixels to fit a global alignment")
+        self.scale = (sxy - sx * sy / n) / variance
+        self.shift = (sy - self.scale * sx) / n
         return self
 
     def apply(self, pred):
+        """The aligned (H, W) depth, same type as ``pred``."""
         if self.scale is None:
             raise RuntimeError("GlobalAlignment.apply before fit")
         p = as_float64(pred)

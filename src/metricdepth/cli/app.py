@@ -135,7 +135,13 @@ def predict(
 def evaluate(
     dataset: Annotated[
         list[str],
-        typer.Option("--dataset", "-d", help="NAME=PATH with NAME one of: middlebury, folder. Repeatable."),
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="NAME=PATH[,KEY=VALUE...], e.g. kitti=raw/,depth_root=gt/,split_file=eigen.txt. "
+            "NAME: middlebury booster eth3d nuscenes sintel sunrgbd spring ibims diode diode-indoor "
+            "diode-outdoor nyu nyu-bts kitti void dis5k am2k p3m10k masks focal folder. Repeatable.",
+        ),
     ],
     predictions: Annotated[
         Path | None, typer.Option(help="Folder of saved predictions (NAME.npz with key depth, metres).")
@@ -145,61 +151,88 @@ def evaluate(
     ] = None,
     alignment: Annotated[
         list[str],
-        typer.Option("--alignment", "-a", help="none, median, lstsq-scale, lstsq-depth, lstsq-disparity."),
+        typer.Option(
+            "--alignment",
+            "-a",
+            help="none, median, lstsq-scale, lstsq-depth, lstsq-disparity, global-depth, global-disparity.",
+        ),
     ] = ["none"],  # noqa: B006 - typer reads the default, never mutates it
+    global_fit: Annotated[
+        list[str],
+        typer.Option(
+            "--global-fit",
+            help="NAME=PATH[,...]: the split the global-* alignments are fitted on, for the --dataset "
+            "of the same NAME. Repeatable.",
+        ),
+    ] = [],  # noqa: B006
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the result tables.")] = Path(
         "metricdepth_eval"
     ),
-    min_depth: Annotated[float | None, typer.Option("--min-depth", help="Metres.")] = None,
-    max_depth: Annotated[float | None, typer.Option("--max-depth", help="Metres.")] = None,
+    min_depth: Annotated[float | None, typer.Option("--min-depth", help="Metres; overrides presets.")] = None,
+    max_depth: Annotated[float | None, typer.Option("--max-depth", help="Metres; overrides presets.")] = None,
+    crop: Annotated[
+        str | None,
+        typer.Option(help="nyu_eigen, kitti_garg, kitti_eigen or none; overrides presets."),
+    ] = None,
+    boundary_f1: Annotated[
+        bool | None,
+        typer.Option("--boundary-f1/--no-boundary-f1", help="Score boundary F1 (default: dense-GT sets)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="For --checkpoint: auto, cpu, cuda, mps.")] = "auto",
 ) -> None:
-    """Evaluate predictions or a model on datasets; writes results.{md,csv,json} and per_image.csv."""
+    """Evaluate predictions or a model on benchmarks; writes results.{md,csv,json} and per_image.csv."""
     from rich.progress import Progress
 
-    from ..evaluate import DATASETS, ModelPredictor, PredictionFolder, write_tables
-    from ..evaluate import evaluate as run_evaluation
+    from ..evaluation import ModelPredictor, PredictionFolder, open_benchmark, write_tables
+    from ..evaluation import evaluate as run_evaluation
 
     if (predictions is None) == (checkpoint is None):
         _fail("give exactly one of --predictions and --checkpoint")
-    readers = {}
-    for spec in dataset:
-        name, _, path = spec.partition("=")
-        if name not in DATASETS or not path:
-            _fail(f"--dataset {spec!r}: expected NAME=PATH with NAME one of {', '.join(DATASETS)}")
-        try:
-            readers[name] = DATASETS[name](path)
-        except (FileNotFoundError, ValueError) as err:
-            _fail(str(err))
+    overrides = {"min_depth": min_depth, "max_depth": max_depth, "crop": crop, "boundary_f1": boundary_f1}
     try:
+        eval_sets = [open_benchmark(spec, **overrides) for spec in dataset]
+        labels = [s.label for s in eval_sets]
+        if len(set(labels)) != len(labels):
+            _fail(f"each dataset name may be given once, got {', '.join(labels)}")
+        fit_sets = {s.label: s for s in (open_benchmark(spec, **overrides) for spec in global_fit)}
         if predictions is not None:
             predictor = PredictionFolder(predictions)
         else:
             from ..models.depth_pro import DepthPro
 
             predictor = ModelPredictor(DepthPro.from_pretrained(checkpoint, device=device))
-    except Exception as err:  # missing folder, unreadable checkpoint: a usage error, not a traceback
+    except typer.Exit:
+        raise
+    except Exception as err:  # missing folder, unknown name, unreadable checkpoint: usage errors
         _fail(str(err))
 
+    total = sum(len(s.dataset) for s in eval_sets)
+    if any(a.startswith("global-") for a in alignment):
+        total += sum(len(s.dataset) for s in fit_sets.values())
     with Progress(console=console) as progress:
-        task = progress.add_task("evaluating", total=sum(len(r) for r in readers.values()))
+        task = progress.add_task("evaluating", total=total)
         try:
             result = run_evaluation(
                 predictor,
-                readers,
+                eval_sets,
                 alignment,
-                min_depth=min_depth,
-                max_depth=max_depth,
+                global_fit=fit_sets,
                 on_image=lambda *_: progress.advance(task),
             )
         except (FileNotFoundError, ValueError) as err:
             _fail(str(err))
     source = str(predictions) if predictions is not None else str(checkpoint)
-    paths = write_tables(
-        result, output, info={"source": source, "datasets": dataset, "alignments": alignment}
-    )
-    console.print(f"wrote {', '.join(p.name for p in paths)} to {output}")
+    info = {"source": source, "datasets": dataset, "alignments": alignment}
+    if global_fit:
+        info["global_fit"] = global_fit
+    paths = write_tables(result, output, info=info)
     typer.echo((output / "results.md").read_text())
+    console.print(f"wrote {', '.join(p.name for p in paths)} to {output}")
+    if result.failures:
+        console.print(f"[red]{len(result.failures)} image(s) not scored:[/red]")
+        for label, name, reason in result.failures:
+            console.print(f"  {label} / {name}: {reason}")
+        raise typer.Exit(1)
 
 
 def _fail(message: str) -> None:

@@ -110,7 +110,7 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
 def image_from_pil(image: Image.Image, path: Path | None = None) -> LoadedImage:
     """Convert a decoded PIL image: orientation, focal length and colour conversion."""
     name = path if path is not None else "image"
-    focal_35mm = _exif_focal_35mm(image)
+    focal_35mm = exif_focal_35mm(image)
     try:
         upright = ImageOps.exif_transpose(image)
     except Exception as err:  # malformed EXIF must not make a readable image unreadable
@@ -124,7 +124,7 @@ def image_from_pil(image: Image.Image, path: Path | None = None) -> LoadedImage:
     return LoadedImage(rgb=rgb, focal_px=focal_px, path=path)
 
 
-def _exif_focal_35mm(image: Image.Image) -> float | None:
+def exif_focal_35mm(image: Image.Image) -> float | None:
     """``FocalLengthIn35mmFilm`` (Exif sub-IFD, else base IFD) in mm, if present and positive."""
     try:
         exif = image.getexif()

@@ -1,0 +1,176 @@
+"""Small pieces every benchmark reader shares: depth decoding, intrinsics, split files, crops."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from ...io.images import load_image
+from ..sample import Sample
+
+__all__ = [
+    "crop_sample",
+    "disparity_to_depth",
+    "find_one",
+    "pinhole",
+    "read_matrix_txt",
+    "read_png_depth",
+    "read_png_raw",
+    "read_rgb",
+    "read_split",
+    "require_dir",
+    "require_same_size",
+    "resolve_listed",
+    "select_names",
+    "valid_depth",
+]
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8 RGB; raises ``ImageLoadError`` naming the file."""
+    return load_image(path).rgb
+
+
+def read_png_depth(path: str | os.PathLike, scale: float) -> np.ndarray:
+    """A 16-bit depth PNG as float32 metres: ``value · scale`` (e.g. 1/256 for KITTI, 1/1000 for mm).
+
+    Zero stays zero (unknown). Raises ValueError naming the file if it is not a single-channel PNG.
+    """
+    return (read_png_raw(path).astype(np.float64) * scale).astype(np.float32)
+
+
+def read_png_raw(path: str | os.PathLike) -> np.ndarray:
+    """The stored integers of a single-channel (e.g. 16-bit) PNG, not yet decoded to metres.
+
+    Raises ValueError naming the file if it has more than one channel.
+    """
+    from PIL import Image
+
+    with Image.open(path) as png:
+        raw = np.asarray(png)
+    if raw.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel depth PNG, got shape {raw.shape}")
+    return raw
+
+
+def valid_depth(depth: np.ndarray) -> np.ndarray:
+    """(H, W) bool: finite and > 0."""
+    return np.isfinite(depth) & (depth > 0)
+
+
+def pinhole(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    """(3, 3) float64 intrinsics, pixels."""
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def read_split(path: str | os.PathLike) -> list[list[str]]:
+    """Whitespace-separated fields of every non-empty line that is not a ``#`` comment."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            rows.append(line.split())
+    return rows
+
+
+def require_dir(path: str | os.PathLike, what: str) -> Path:
+    """``Path(path)`` if it is a folder, else FileNotFoundError saying which dataset expected it."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: {what} folder not found")
+    return root
+
+
+def find_one(candidates: Iterable[Path], what: str) -> Path:
+    """The first existing path among ``candidates``; FileNotFoundError listing them otherwise."""
+    candidates = list(candidates)
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"no {what}: looked for {', '.join(map(str, candidates))}")
+
+
+def crop_sample(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
+    """Crop every per-pixel field of ``sample`` to the box and move K's principal point with it."""
+    out: Sample = dict(sample)  # type: ignore[assignment]
+    for key in ("image", "depth", "valid", "mask", "instance"):
+        if key in sample:
+            out[key] = sample[key][top : top + height, left : left + width]  # type: ignore[literal-required]
+    if "K" in sample:
+        K = np.array(sample["K"], dtype=np.float64)
+        K[0, 2] -= left
+        K[1, 2] -= top
+        out["K"] = K
+    return out
+
+
+def read_matrix_txt(path: str | os.PathLike, rows: int = 3, cols: int = 3) -> np.ndarray:
+    """A ``rows``×``cols`` float64 matrix from a text file of whitespace-separated numbers, row-major."""
+    text = Path(path).read_text()
+    try:
+        values = [float(v) for v in text.split()]
+    except ValueError as err:
+        raise ValueError(f"{path}: not a whitespace-separated matrix of numbers ({err})") from None
+    if len(values) != rows * cols:
+        raise ValueError(f"{path}: expected {rows * cols} numbers ({rows}x{cols}), found {len(values)}")
+    return np.array(values, dtype=np.float64).reshape(rows, cols)
+
+
+def resolve_listed(base: Path, listed: str) -> Path | None:
+    """``base / listed`` with the fewest leading components of ``listed`` dropped that exists, else None.
+
+    Split files name paths relative to some ancestor of the folder a user points at (or carry an absolute
+    prefix from the authors' machines); dropping leading components finds them under ``base`` wherever
+    in the dataset's tree ``base`` is.
+    """
+    parts = [part for part in PurePosixPath(listed.replace("\\", "/")).parts if part not in ("/", ".")]
+    for start in range(len(parts)):
+        candidate = base.joinpath(*parts[start:])
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def disparity_to_depth(
+    disparity: np.ndarray, focal_px: float, baseline_m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stereo disparity (pixels) to depth along the optical axis: Z = focal_px · baseline_m / d.
+
+    Returns ``(depth, valid)``: float32 metres, 0 where the disparity is not finite or not > 0 (unknown,
+    or at infinity), and that validity as a bool mask.
+    """
+    disparity = np.asarray(disparity, dtype=np.float64)
+    valid = np.isfinite(disparity) & (disparity > 0)
+    depth = np.zeros(disparity.shape, np.float32)
+    depth[valid] = focal_px * baseline_m / disparity[valid]
+    return depth, valid
+
+
+def require_same_size(path: str | os.PathLike, array: np.ndarray, image: np.ndarray, what: str) -> None:
+    """ValueError naming ``path`` unless ``array`` covers the same H×W pixels as ``image``."""
+    if array.shape[:2] != image.shape[:2]:
+        raise ValueError(
+            f"{path}: {what} is {array.shape[1]}x{array.shape[0]} but the image is "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
+
+
+def select_names(
+    found: Iterable[str], wanted: str | Iterable[str] | None, where: str | os.PathLike
+) -> list[str]:
+    """Sorted unique ``found`` names (e.g. scenes), restricted to ``wanted`` if given.
+
+    FileNotFoundError names the ``wanted`` entries missing from ``found`` (``where`` says where they
+    were looked for).
+    """
+    available = set(found)
+    if wanted is None:
+        return sorted(available)
+    chosen = {wanted} if isinstance(wanted, str) else set(wanted)
+    missing = sorted(chosen - available)
+    if missing:
+        raise FileNotFoundError(f"{where}: not found: {', '.join(missing)}")
+    return sorted(chosen)
