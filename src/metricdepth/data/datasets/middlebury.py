@@ -18,6 +18,7 @@ import numpy as np
 from ...io.images import load_image
 from ...io.pfm import read_pfm
 from ..sample import Sample
+from ._common import disparity_to_depth
 
 __all__ = ["Middlebury2014", "middlebury_calibration"]
 
@@ -65,10 +66,8 @@ class Middlebury2014:
             raise FileNotFoundError(f"{scene}: no disp0.pfm")
         disparity = read_pfm(disparity_file)
         K = np.asarray(calib["cam0"], dtype=np.float64)
-        valid = np.isfinite(disparity) & (disparity + float(calib["doffs"]) > 0)
-        depth = np.zeros(disparity.shape, np.float32)
         baseline_m = float(calib["baseline"]) / 1000.0
-        depth[valid] = baseline_m * K[0, 0] / (disparity[valid] + float(calib["doffs"]))
+        depth, valid = disparity_to_depth(disparity + float(calib["doffs"]), K[0, 0], baseline_m)
         image = load_image(scene / "im0.png").rgb
         if image.shape[:2] != depth.shape:
             raise ValueError(
