@@ -69,3 +69,16 @@ def test_bad_shapes():
         boundary_f1(np.ones((2, 3, 3)), np.ones((2, 3, 3)))
     with pytest.raises(ValueError, match="differ"):
         boundary_recall(np.ones((4, 4)), np.ones((4, 5), bool))
+
+
+def test_boundary_f1_valid_mask_ignores_holes_in_the_ground_truth():
+    rng = np.random.default_rng(7)
+    gt = np.where(rng.random((40, 50)) > 0.5, 2.0, 5.0) * rng.uniform(0.98, 1.02, (40, 50))
+    assert boundary_f1(gt * 3, gt, valid=np.ones_like(gt, bool)) == boundary_f1(gt * 3, gt)
+    holes = gt.copy()
+    holes[10:20, 10:30] = 0  # unknown ground truth: 0 is read as a very near surface
+    filled = np.where(holes > 0, holes * 3, 7.0)
+    assert boundary_f1(filled, holes) < 0.99
+    assert boundary_f1(filled, holes, valid=holes > 0) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="valid"):
+        boundary_f1(gt, gt, valid=np.ones((3, 3), bool))

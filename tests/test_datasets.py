@@ -88,3 +88,20 @@ def test_folder_dataset(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no image with a depth file"):
         FolderDataset(tmp_path / "empty")
+
+
+def test_middlebury_root_may_be_the_scene_itself(motorcycle_scene):
+    scene = motorcycle_scene / "Motorcycle-perfect"
+    assert Middlebury2014(scene)[0]["name"] == "Motorcycle-perfect"
+
+
+def test_folder_dataset_bad_files_name_the_file(tmp_path):
+    Image.new("RGB", (4, 3)).save(tmp_path / "a.png")
+    np.savez(tmp_path / "a_depth.npz", other=np.ones((3, 4)))
+    with pytest.raises(ValueError, match=r"a_depth\.npz: no 'depth' array"):
+        FolderDataset(tmp_path)[0]
+    np.savez(tmp_path / "a_depth.npz", depth=np.ones((3, 4)))
+    for bad in ("{not json", '{"K": [1, 2, 3]}'):
+        (tmp_path / "a.json").write_text(bad)
+        with pytest.raises(ValueError, match=r"a\.json: unreadable intrinsics"):
+            FolderDataset(tmp_path)[0]

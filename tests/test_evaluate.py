@@ -66,8 +66,9 @@ def test_evaluate_writes_tables_and_is_deterministic(tmp_path, motorcycle_scene,
     assert "| Alignment | Middlebury δ1↑ | Middlebury AbsRel↓ |" in report
     assert "| none | 1.000 | 0.100 |" in report and "| median | 1.000 | 0.000 |" in report
     assert "| middlebury | none | 1 |" in report  # the long table
-    # Middlebury's ground truth is dense, so its preset scores Depth Pro's boundary F1.
-    assert 0 < metric["boundary_f1"] <= 1 and metric["boundary_f1"] == median["boundary_f1"]
+    # Middlebury's preset scores Depth Pro's boundary F1 on valid ground-truth pairs: the prediction has
+    # exactly the ground truth's edges there (its holes, filled with 3 m, are not edges).
+    assert metric["boundary_f1"] == pytest.approx(1.0) and metric["boundary_f1"] == median["boundary_f1"]
     assert "Middlebury F1↑" in report
 
 
@@ -114,25 +115,13 @@ def test_global_alignment_is_fitted_on_the_fit_split_only(tmp_path):
     depths = [rng.uniform(1, 9, (12, 16)) for _ in range(5)]
     affine = lambda d: (d - 0.5) / 3  # noqa: E731 - one affine map of depth for every image
     train, train_preds = _folder_split(tmp_path / "train", depths[:3], affine)
+    # The test split's images share names with the training split's but not their depths: fitting on
+    # the wrong predictions would show.
     test, test_preds = _folder_split(tmp_path / "test", depths[3:], affine)
-    # Predictions of both splits sit in one folder, as a model run over both would write them.
-    for f in train_preds.iterdir():
-        f.rename(test_preds / f"{f.stem}_train.npz")
-        (train / f"{f.stem}.png").rename(train / f"{f.stem}_train.png")
-        (train / f"{f.stem}_depth.npy").rename(train / f"{f.stem}_train_depth.npy")
     out = tmp_path / "out"
     common = ["-d", f"folder={test}", "--predictions", test_preds, "-o", out]
-    _run(
-        *common,
-        "-a",
-        "none",
-        "-a",
-        "global-depth",
-        "-a",
-        "global-disparity",
-        "--global-fit",
-        f"folder={train}",
-    )
+    modes = ["-a", "none", "-a", "global-depth", "-a", "global-disparity"]
+    _run(*common, *modes, "--global-fit", f"folder={train}", "--fit-predictions", train_preds)
     rows = {r["alignment"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     assert rows["global-depth"]["global_scale"] == pytest.approx(3.0)
     assert rows["global-depth"]["global_shift"] == pytest.approx(0.5)

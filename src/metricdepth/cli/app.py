@@ -165,6 +165,10 @@ def evaluate(
             "of the same NAME. Repeatable.",
         ),
     ] = [],  # noqa: B006
+    fit_predictions: Annotated[
+        Path | None,
+        typer.Option(help="Saved predictions of the --global-fit splits (default: --predictions)."),
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the result tables.")] = Path(
         "metricdepth_eval"
     ),
@@ -195,6 +199,7 @@ def evaluate(
         if len(set(labels)) != len(labels):
             _fail(f"each dataset name may be given once, got {', '.join(labels)}")
         fit_sets = {s.label: s for s in (open_benchmark(spec, **overrides) for spec in global_fit)}
+        fit_predictor = PredictionFolder(fit_predictions) if fit_predictions is not None else None
         if predictions is not None:
             predictor = PredictionFolder(predictions)
         else:
@@ -217,6 +222,7 @@ def evaluate(
                 eval_sets,
                 alignment,
                 global_fit=fit_sets,
+                fit_predictor=fit_predictor,
                 on_image=lambda *_: progress.advance(task),
             )
         except (FileNotFoundError, ValueError) as err:

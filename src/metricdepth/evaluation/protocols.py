@@ -103,7 +103,13 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "kitti": Benchmark(
         "kitti:KittiEigen",
-        Protocol("KITTI", max_depth=80.0, crop="kitti_garg", columns=RSA_KITTI_COLUMNS, source=_BTS),
+        Protocol(
+            "KITTI",
+            max_depth=80.0,
+            crop="kitti_garg",
+            columns=RSA_KITTI_COLUMNS,
+            source="ZoeDepth / RSA: Garg crop on the 352x1216 KB crop",
+        ),
     ),
     "void": Benchmark(
         "void:Void",

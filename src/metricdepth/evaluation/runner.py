@@ -4,7 +4,8 @@ What is scored follows from what a sample carries:
 
 * ``depth`` → depth metrics under every alignment, on valid pixels inside the protocol's crop and
   depth range (per-image metrics, then the mean over images: the BTS / RSA protocol); plus Depth
-  Pro's boundary F1 on the unaligned prediction where the protocol says the ground truth is dense.
+  Pro's boundary F1 on the unaligned prediction where the protocol says the ground truth is dense,
+  counting only neighbour pairs of valid ground truth (holes are not edges).
 * ``mask`` → Depth Pro's boundary recall of the prediction against the mask or matte.
 * ``K`` or ``focal_px`` → focal-length metrics, if the predictor reports a focal length.
 
@@ -14,6 +15,7 @@ and are repeated on every alignment row of a dataset. Output is deterministic: f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +76,7 @@ def _fit_global(
         if "depth" not in sample:
             raise ValueError(f"{fit_set.label}: {sample['name']} has no depth to fit a global alignment on")
         depth, _ = predictor.predict(sample)
+        _check_shape(sample, depth, sample["depth"])
         mask = _eval_mask(sample, fit_set.protocol)
         for fit in fits.values():
             fit.update(depth, sample["depth"], mask)
@@ -113,7 +116,10 @@ class _Scores:
             gt = sample["depth"]
             _check_shape(sample, depth, gt)
             if self.protocol.boundary_f1:
-                extra["boundary_f1"] = boundary_f1(depth, gt)
+                gt_valid = sample.get("valid")
+                extra["boundary_f1"] = boundary_f1(
+                    depth, gt, valid=gt_valid if gt_valid is not None else gt > 0
+                )
             mask = _eval_mask(sample, self.protocol)
             if mask.any():
                 aligned = {
@@ -146,7 +152,11 @@ class _Scores:
         has_depth = any(acc.per_image for acc in self.depth.values())
         rows = []
         for mode in self.alignments if has_depth else [NO_ALIGNMENT]:
-            row: dict[str, Any] = {"dataset": label, "alignment": mode, "images": self.scored}
+            # Images with no valid pixel in range have NaN depth metrics and are left out of the means.
+            scored = (
+                sum(not math.isnan(m["d1"]) for m in self.depth[mode].per_image) if has_depth else self.scored
+            )
+            row: dict[str, Any] = {"dataset": label, "alignment": mode, "images": scored}
             if has_depth:
                 row.update(self.depth[mode].per_image_mean())
             if mode in self.fits:
@@ -161,6 +171,7 @@ def evaluate(
     alignments: Sequence[str] = ("none",),
     *,
     global_fit: dict[str, EvalSet] | None = None,
+    fit_predictor: Any | None = None,
     on_image: Callable[[str, str], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``predictor`` (see :mod:`metricdepth.evaluation.predictors`) on every sample.
@@ -173,6 +184,8 @@ def evaluate(
         alignments: per-image modes of :func:`metricdepth.alignment.align` and/or the dataset-level
             ``global-depth`` / ``global-disparity``, which need a fit split per dataset label in
             ``global_fit`` (e.g. the training split: never fit on the set being scored).
+        fit_predictor: the depth source for the ``global_fit`` splits (default: ``predictor``); give
+            one when saved predictions of the two splits live in different folders.
         on_image: called with (dataset label, sample name) after each image, for progress bars.
     """
     known = (*ALIGNMENTS, *GLOBAL_ALIGNMENTS)
@@ -188,7 +201,11 @@ def evaluate(
     for eval_set in eval_sets:
         label, dataset = eval_set.label, eval_set.dataset
         result.protocols[label] = eval_set.protocol
-        fits = _fit_global(predictor, global_fit[label], global_modes, on_image) if global_modes else {}
+        fits = (
+            _fit_global(fit_predictor or predictor, global_fit[label], global_modes, on_image)
+            if global_modes
+            else {}
+        )
         scores = _Scores(eval_set.protocol, alignments, fits)
         for index in range(len(dataset)):
             name = f"#{index}"
@@ -196,8 +213,11 @@ def evaluate(
                 sample = dataset[index]
                 name = sample["name"]
                 scores.add(sample, *predictor.predict(sample))
-            except (OSError, ValueError) as err:  # unreadable file, missing prediction, bad shape
-                result.failures.append((label, name, str(err)))
+            except Exception as err:  # unreadable file, missing prediction, bad shape: report, go on
+                reason = (
+                    str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
+                )
+                result.failures.append((label, name, reason))
             if on_image is not None:
                 on_image(label, name)
         result.per_image += [{"dataset": label, **row} for row in scores.image_rows]

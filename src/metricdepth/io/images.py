@@ -71,8 +71,10 @@ class LoadedImage:
         return self.rgb.shape[0]
 
 
-def load_image(path: str | os.PathLike) -> LoadedImage:
+def load_image(path: str | os.PathLike, upright: bool = True) -> LoadedImage:
     """Read an image file as upright RGB uint8 with its EXIF focal length.
+
+    ``upright=False`` keeps the stored pixel order (for ground truth stored in that order).
 
     Handles all eight EXIF orientations (mirrored ones included), grayscale, alpha, palette,
     16-bit and float images, CMYK, and HEIC/HEIF.
@@ -94,7 +96,7 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     try:
         with Image.open(path) as image:
             image.load()
-            return image_from_pil(image, path=path)
+            return image_from_pil(image, path=path, upright=upright)
     except ImageLoadError:
         raise
     except UnidentifiedImageError as err:
@@ -107,16 +109,17 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
         ) from err
 
 
-def image_from_pil(image: Image.Image, path: Path | None = None) -> LoadedImage:
-    """Convert a decoded PIL image: orientation, focal length and colour conversion."""
+def image_from_pil(image: Image.Image, path: Path | None = None, upright: bool = True) -> LoadedImage:
+    """Convert a decoded PIL image: orientation (unless ``upright`` is False), focal length, colour."""
     name = path if path is not None else "image"
     focal_35mm = exif_focal_35mm(image)
-    try:
-        upright = ImageOps.exif_transpose(image)
-    except Exception as err:  # malformed EXIF must not make a readable image unreadable
-        warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({err})", stacklevel=2)
-        upright = image
-    rgb = _to_rgb_uint8(upright)
+    oriented = image
+    if upright:
+        try:
+            oriented = ImageOps.exif_transpose(image)
+        except Exception as err:  # malformed EXIF must not make a readable image unreadable
+            warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({err})", stacklevel=2)
+    rgb = _to_rgb_uint8(oriented)
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ImageLoadError(f"{name}: image has no pixels ({rgb.shape[1]}×{rgb.shape[0]})")
     height, width = rgb.shape[:2]

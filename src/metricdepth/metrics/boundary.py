@@ -87,23 +87,40 @@ class _RowRuns:
         return keep
 
 
+def _pair_valid(valid: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per direction (left, top, right, bottom): both pixels of the neighbour pair are valid."""
+    horizontal = valid[:, 1:] & valid[:, :-1]
+    vertical = valid[1:, :] & valid[:-1, :]
+    return horizontal, vertical, horizontal, vertical
+
+
 def boundary_f1(
-    pred_depth: np.ndarray, gt_depth: np.ndarray, t_min: float = 1.05, t_max: float = 1.25, n: int = 10
+    pred_depth: np.ndarray,
+    gt_depth: np.ndarray,
+    t_min: float = 1.05,
+    t_max: float = 1.25,
+    n: int = 10,
+    valid: np.ndarray | None = None,
 ) -> float:
     """Scale-invariant boundary F1 of predicted vs ground-truth depth (both (H, W), any positive units).
 
-    Invalid ground truth is not masked (the reference has no mask): fill it first if needed.
+    ``valid`` (H, W) bool, optional: only neighbour pairs whose two ground-truth pixels are valid count,
+    on both sides. Without it (the reference's behaviour) holes in the ground truth read as depth
+    edges, since 0 becomes a very near inverse depth.
     """
     pred_ratios, gt_ratios = _ratios(_inverse(pred_depth)), _ratios(_inverse(gt_depth))
     if pred_ratios[0].shape != gt_ratios[0].shape:
         raise ValueError(f"shapes differ: {np.shape(pred_depth)} vs {np.shape(gt_depth)}")
+    if valid is not None and np.shape(valid) != np.shape(gt_depth):
+        raise ValueError(f"shapes differ: valid {np.shape(valid)} vs {np.shape(gt_depth)}")
+    pairs = _pair_valid(np.asarray(valid, dtype=bool)) if valid is not None else (True,) * 4
     thresholds, weights = thresholds_and_weights(t_min, t_max, n)
     total = 0.0
     for t, w in zip(thresholds, weights, strict=True):
         precision = recall = 0.0
-        for p_ratio, g_ratio in zip(pred_ratios, gt_ratios, strict=True):
-            p = p_ratio > p_ratio.dtype.type(t)
-            g = g_ratio > g_ratio.dtype.type(t)
+        for p_ratio, g_ratio, pair in zip(pred_ratios, gt_ratios, pairs, strict=True):
+            p = (p_ratio > p_ratio.dtype.type(t)) & pair
+            g = (g_ratio > g_ratio.dtype.type(t)) & pair
             hits = np.count_nonzero(p & g)
             precision += hits / max(np.count_nonzero(p), 1)
             recall += hits / max(np.count_nonzero(g), 1)

@@ -29,9 +29,9 @@ __all__ = [
 ]
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; raises ``ImageLoadError`` naming the file."""
-    return load_image(path).rgb
+def read_rgb(path: str | os.PathLike, upright: bool = True) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, EXIF-rotated unless ``upright`` is False; ``ImageLoadError`` names the file."""
+    return load_image(path, upright=upright).rgb
 
 
 def read_png_depth(path: str | os.PathLike, scale: float) -> np.ndarray:

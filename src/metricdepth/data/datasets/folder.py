@@ -35,6 +35,8 @@ def _read_depth(path: Path) -> np.ndarray:
         return np.load(path).astype(np.float32)
     if path.suffix == ".npz":
         with np.load(path) as data:
+            if "depth" not in data.files:
+                raise ValueError(f"{path}: no 'depth' array (has: {', '.join(data.files) or 'none'})")
             return data["depth"].astype(np.float32)
     from PIL import Image
 
@@ -73,13 +75,17 @@ class FolderDataset:
             valid=np.isfinite(depth) & (depth > 0),
         )
         meta_path = image_path.with_suffix(".json")
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        if "K" in meta:
-            sample["K"] = np.asarray(meta["K"], dtype=np.float64)
-        elif {"fx", "cx", "cy"} <= meta.keys():
-            sample["K"] = np.array(
-                [[meta["fx"], 0, meta["cx"]], [0, meta.get("fy", meta["fx"]), meta["cy"]], [0, 0, 1.0]]
-            )
+        try:
+            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+            if "K" in meta:
+                sample["K"] = np.asarray(meta["K"], dtype=np.float64).reshape(3, 3)
+            elif {"fx", "cx", "cy"} <= meta.keys():
+                sample["K"] = np.array(
+                    [[meta["fx"], 0, meta["cx"]], [0, meta.get("fy", meta["fx"]), meta["cy"]], [0, 0, 1.0]],
+                    dtype=np.float64,
+                )
+        except (ValueError, TypeError) as err:  # bad JSON, K not 3x3, non-numbers
+            raise ValueError(f"{meta_path}: unreadable intrinsics ({err})") from None
         focal = meta.get("focal_px", sample["K"][0, 0] if "K" in sample else loaded.focal_px)
         if focal is not None:
             sample["focal_px"] = float(focal)

@@ -112,7 +112,10 @@ class KittiEigen:
             if fields[1] == "None":
                 self.skipped.append(image_rel)
                 continue
-            focal = float(fields[2]) if len(fields) > 2 else None
+            try:
+                focal = float(fields[2]) if len(fields) > 2 else None
+            except ValueError:
+                raise ValueError(f"{where}: the focal column is not a number") from None
             parts = Path(image_rel).parts
             date = _drive_date(next((p for p in parts[:2] if _DRIVE.match(p)), parts[0]), where)
             image = next(

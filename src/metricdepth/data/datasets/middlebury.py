@@ -75,7 +75,7 @@ class Middlebury2014:
                 f"disparity {depth.shape[1]}x{depth.shape[0]}"
             )
         return Sample(
-            name=scene.relative_to(self.root).as_posix() or scene.name,
+            name=scene.name if scene == self.root else scene.relative_to(self.root).as_posix(),
             image=image,
             depth=depth,
             valid=valid,
