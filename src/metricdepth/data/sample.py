@@ -14,6 +14,8 @@ K                   (3, 3) float64 intrinsics, pixels, OpenCV convention
 focal_px            float, horizontal focal length in pixels (when K is unknown)
 mask                (H, W) bool or float alpha matte, for boundary recall
 instance            (H, W) int, 0 = none; ``instance_class[i - 1]`` names instance i
+semantic            (H, W) int, class index (synthetic scenes: into ``SEMANTIC_CLASSES``)
+fov_deg, family     float horizontal field of view (degrees); str scene family (synthetic)
 captions            list[str], descriptions of the image (RSA)
 =================== ================================================================
 """
@@ -38,6 +40,7 @@ class Sample(TypedDict, total=False):
     mask: np.ndarray
     instance: np.ndarray
     instance_class: list[str]
+    semantic: np.ndarray
     family: str
     captions: list[str]
 

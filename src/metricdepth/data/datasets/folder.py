@@ -5,6 +5,10 @@ the first that exists of ``NAME_depth.npy`` / ``NAME.npy`` (float metres), ``NAM
 (key ``depth``, as written by ``metricdepth predict``) or ``NAME_depth.png`` (16-bit; scale from its
 ``depth_scale`` text chunk, else millimetres). ``NAME.json`` may give ``K`` (3×3) or ``fx``/``fy``/
 ``cx``/``cy`` or ``focal_px``. Depth ≤ 0 or non-finite is invalid.
+
+The ``.npz`` may also hold per-pixel ``valid``, ``instance``, ``semantic`` and ``mask`` arrays, and
+the JSON ``fov_deg``, ``family``, ``instance_class`` and ``captions``: all of them become sample
+fields (``metricdepth synth`` writes this complete form).
 """
 
 from __future__ import annotations
@@ -30,19 +34,26 @@ def _depth_file(image: Path) -> Path | None:
     return None
 
 
-def _read_depth(path: Path) -> np.ndarray:
+PIXEL_FIELDS = ("valid", "instance", "semantic", "mask")
+"""Optional per-pixel arrays of a ``NAME_depth.npz`` that become sample fields."""
+META_FIELDS = ("fov_deg", "family", "instance_class", "captions")
+"""Optional ``NAME.json`` entries that become sample fields."""
+
+
+def _read_depth(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Depth in metres and any extra per-pixel arrays stored with it."""
     if path.suffix == ".npy":
-        return np.load(path).astype(np.float32)
+        return np.load(path).astype(np.float32), {}
     if path.suffix == ".npz":
         with np.load(path) as data:
             if "depth" not in data.files:
                 raise ValueError(f"{path}: no 'depth' array (has: {', '.join(data.files) or 'none'})")
-            return data["depth"].astype(np.float32)
+            return data["depth"].astype(np.float32), {k: data[k] for k in PIXEL_FIELDS if k in data.files}
     from PIL import Image
 
     with Image.open(path) as png:
         scale = float(png.text.get("depth_scale", DEPTH_PNG_SCALE))
-        return (np.asarray(png).astype(np.float64) * scale).astype(np.float32)
+        return (np.asarray(png).astype(np.float64) * scale).astype(np.float32), {}
 
 
 class FolderDataset:
@@ -65,7 +76,7 @@ class FolderDataset:
     def __getitem__(self, index: int) -> Sample:
         image_path, depth_path = self.items[index]
         loaded = load_image(image_path)
-        depth = _read_depth(depth_path)
+        depth, pixel_fields = _read_depth(depth_path)
         if depth.shape != loaded.rgb.shape[:2]:
             raise ValueError(f"{depth_path}: depth is {depth.shape}, image {loaded.rgb.shape[:2]}")
         sample = Sample(
@@ -74,6 +85,10 @@ class FolderDataset:
             depth=depth,
             valid=np.isfinite(depth) & (depth > 0),
         )
+        for key, value in pixel_fields.items():
+            if value.shape != depth.shape:
+                raise ValueError(f"{depth_path}: {key} is {value.shape}, depth {depth.shape}")
+            sample[key] = value.astype(bool) if key == "valid" else value  # type: ignore[literal-required]
         meta_path = image_path.with_suffix(".json")
         try:
             meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -86,6 +101,7 @@ class FolderDataset:
                 )
         except (ValueError, TypeError) as err:  # bad JSON, K not 3x3, non-numbers
             raise ValueError(f"{meta_path}: unreadable intrinsics ({err})") from None
+        sample.update({k: meta[k] for k in META_FIELDS if k in meta})  # type: ignore[typeddict-item]
         focal = meta.get("focal_px", sample["K"][0, 0] if "K" in sample else loaded.focal_px)
         if focal is not None:
             sample["focal_px"] = float(focal)

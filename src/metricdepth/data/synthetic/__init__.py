@@ -1,0 +1,40 @@
+"""Procedural synthetic scenes with exact metric depth, intrinsics, masks and captions.
+
+>>> from metricdepth.data.synthetic import SyntheticScenes
+>>> ds = SyntheticScenes(size=384, families=("tabletop", "room", "street"), seed=0)
+>>> s = ds[0]  # image, depth (m), valid, instance, instance_class, semantic, K, fov_deg, family, captions
+
+Layers: :mod:`.primitives` (shapes, exact ray intersection) → :mod:`.render` (camera, ray casting,
+shading) with :mod:`.textures`; :mod:`.objects` (classes with real sizes) → :mod:`.scenes` (families);
+:mod:`.captions`; :mod:`.dataset` (samples, torch dataset, writer, contact sheet).
+"""
+
+from .captions import captions_for, count_words, structured_caption
+from .dataset import SyntheticScenes, contact_sheet, render_sample, write_samples
+from .primitives import Primitive, intersect, rotation
+from .render import Camera, Rendering, Scene, look_at, render
+from .scenes import FAMILIES, FAMILY_CLASSES, SEMANTIC_CLASSES, sample_scene
+from .textures import Material
+
+__all__ = [
+    "FAMILIES",
+    "FAMILY_CLASSES",
+    "SEMANTIC_CLASSES",
+    "Camera",
+    "Material",
+    "Primitive",
+    "Rendering",
+    "Scene",
+    "SyntheticScenes",
+    "captions_for",
+    "contact_sheet",
+    "count_words",
+    "intersect",
+    "look_at",
+    "render",
+    "render_sample",
+    "rotation",
+    "sample_scene",
+    "structured_caption",
+    "write_samples",
+]
