@@ -23,10 +23,68 @@ import torch
 from ...io.writers import atomic_path, colorize_inverse_depth
 from ..sample import Sample
 from .captions import captions_for
-from .render import render
+from .raycast import render
 from .scenes import FAMILIES, SEMANTIC_CLASSES, sample_scene
 
-__all__ = ["SyntheticScenes", "contact_sheet", "render_sample", "write_samples"]
+__all__ = [
+    "SyntheticScenes",
+    "collate_samples",
+    "contact_sheet",
+    "render_sample",
+    "tune_cpu_allocator",
+    "worker_init",
+    "write_samples",
+]
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory inside the process (glibc ``mallopt``), an opt-in CPU speed-up.
+
+    Rendering makes many short-lived per-pixel temporaries of 0.1–2 MB; by default glibc maps each
+    from the kernel and unmaps it on free, so every allocation pays page faults and zeroing. With
+    larger mmap/trim thresholds they are recycled from the heap: about 1.4× more samples per second
+    on this project's CPU machine. Affects the whole process; returns False where glibc is absent.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    return all(
+        mallopt(option, value)
+        for option, value in (
+            (m_mmap_threshold, 32 << 20),
+            (m_trim_threshold, 256 << 20),
+            (m_top_pad, 64 << 20),
+        )
+    )
+
+
+def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``DataLoader(collate_fn=...)``: per-pixel arrays and K stacked into (B, ...) tensors, everything
+    else (names, captions, instance classes, FOV) as lists. Samples must share one image size."""
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [sample[key] for sample in samples]
+        if isinstance(values[0], np.ndarray):
+            shapes = {v.shape for v in values}
+            if len(shapes) > 1:
+                raise ValueError(f"cannot stack {key!r} of different shapes {sorted(shapes)}")
+            batch[key] = torch.from_numpy(np.stack(values))
+        else:
+            batch[key] = values
+    return batch
+
+
+def worker_init(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=...)`` for rendering workers: one torch thread per worker (run one
+    worker per core) and :func:`tune_cpu_allocator`."""
+    torch.set_num_threads(1)
+    tune_cpu_allocator()
 
 
 def render_sample(

@@ -281,17 +281,14 @@ def car(rng):
             glass,
         ),
     ]
+    # One cylinder per axle, as wide as the car: its two ends are the wheels (the body hides the rest).
+    tyre = _plain((0.05, 0.05, 0.05))
     for sx in (-1, 1):
-        for sy in (-1, 1):
-            parts.append(
-                Part(
-                    "cylinder",
-                    (wheel_r, wheel_r, 0.11),
-                    (sx * length * 0.32, sy * (width / 2 - 0.1), wheel_r),
-                    _plain((0.05, 0.05, 0.05)),
-                    axle,
-                )
+        parts.append(
+            Part(
+                "cylinder", (wheel_r, wheel_r, width / 2 - 0.01), (sx * length * 0.32, 0, wheel_r), tyre, axle
             )
+        )
     return parts
 
 
@@ -303,17 +300,10 @@ def bus(rng):
     parts = [
         Part("box", (length / 2, width / 2, (height - 0.3) / 2), (0, 0, 0.3 + (height - 0.3) / 2), paint)
     ]
-    for x in (length * 0.32, -length * 0.3):
-        for sy in (-1, 1):
-            parts.append(
-                Part(
-                    "cylinder",
-                    (0.5, 0.5, 0.15),
-                    (x, sy * (width / 2 - 0.15), 0.5),
-                    _plain((0.05, 0.05, 0.05)),
-                    axle,
-                )
-            )
+    for x in (length * 0.32, -length * 0.3):  # one cylinder per axle: its ends are the wheels
+        parts.append(
+            Part("cylinder", (0.5, 0.5, width / 2 - 0.01), (x, 0, 0.5), _plain((0.05, 0.05, 0.05)), axle)
+        )
     return parts
 
 

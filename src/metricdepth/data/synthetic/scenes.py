@@ -21,7 +21,7 @@ import numpy as np
 
 from .objects import build, footprint, place
 from .primitives import Primitive, rotation
-from .render import Camera, Scene
+from .raycast import Camera, Scene
 from .textures import Material
 
 __all__ = ["FAMILIES", "FAMILY_CLASSES", "FOV_RANGE", "SEMANTIC_CLASSES", "STUFF", "sample_scene"]

@@ -6,7 +6,7 @@ Every texture blends a material's two colours with a weight w(p) ∈ [0, 1]:
 ``plain``   w = 0
 ``checker`` alternating cubes of side ``scale``
 ``stripes`` sine bands along local x with period ``scale``
-``noise``   two-octave value noise with feature size ``scale``
+``noise``   two-octave value noise (baked into one table) with feature size ``scale``
 ``wood``    rings around local z, spaced ``scale``, perturbed by noise
 =========== ===========================================================
 """
@@ -38,48 +38,65 @@ class Material:
             raise ValueError(f"unknown texture {self.texture!r}; choose from {', '.join(TEXTURES)}")
 
 
-_LATTICE = 64
-_TABLE = torch.from_numpy(np.random.default_rng(20241).random(_LATTICE**3, dtype=np.float32))
-"""Fixed pseudo-random values on a 64³ lattice (periodic), shared by every noise call."""
+_PERIOD = 32
+
+
+def _fbm_table(dims: int, rng: np.random.Generator) -> Tensor:
+    """Two octaves of periodic value noise baked into one table: 0.65 · (32-lattice noise, upsampled)
+    + 0.35 · (64-lattice noise), sampled at 64 points per period, with the first slice repeated at the
+    end of each axis so that interpolation wraps seamlessly. (1, 1, 65, ...) float32."""
+    pad = (0, 1) * dims
+    coarse = torch.from_numpy(rng.random((_PERIOD,) * dims, dtype=np.float32))[None, None]
+    fine = torch.from_numpy(rng.random((2 * _PERIOD,) * dims, dtype=np.float32))[None, None]
+    mode = "bilinear" if dims == 2 else "trilinear"
+    coarse = torch.nn.functional.interpolate(
+        torch.nn.functional.pad(coarse, pad, mode="circular"),
+        size=(2 * _PERIOD + 1,) * dims,
+        mode=mode,
+        align_corners=True,
+    )[(..., *(slice(0, 2 * _PERIOD),) * dims)]
+    return torch.nn.functional.pad(0.65 * coarse + 0.35 * fine, pad, mode="circular")
+
+
+_RANDOM = np.random.default_rng(20241)
+_TABLES = {dims: _fbm_table(dims, _RANDOM) for dims in (2, 3)}
+"""Fixed noise tables (2-D for flat surfaces, 3-D for solids), shared by every call."""
 
 
 def value_noise(p: Tensor) -> Tensor:
-    """Smooth noise in [0, 1) at (N, 3) positions (lattice spacing 1, period 64), smoothstep-trilinear."""
-    table = _TABLE.to(p.device)
-    cell = torch.floor(p)
-    f = (p - cell).to(torch.float32)
-    f = f * f * (3 - 2 * f)
-    i = cell.to(torch.int64) & (_LATTICE - 1)
-    j = (i + 1) & (_LATTICE - 1)
-    xs = (i[:, 0] * _LATTICE * _LATTICE, j[:, 0] * _LATTICE * _LATTICE)
-    ys = (i[:, 1] * _LATTICE, j[:, 1] * _LATTICE)
-    zs = (i[:, 2], j[:, 2])
-    fx, fy, fz = f.unbind(-1)
-    out = torch.zeros_like(fx)
-    for dx in (0, 1):
-        wx = fx if dx else 1 - fx
-        for dy in (0, 1):
-            wxy = wx * (fy if dy else 1 - fy)
-            base = xs[dx] + ys[dy]
-            low, high = table[base + zs[0]], table[base + zs[1]]
-            out = out + wxy * (low + (high - low) * fz)
-    return out
+    """Smooth two-octave noise in [0, 1) at (N, 2) or (N, 3) positions: feature size ≈ 1, period 32,
+    one bi/trilinear lookup in a baked table (2-D is cheaper: use it on flat surfaces)."""
+    dims = p.shape[-1]
+    table = _TABLES[dims].to(p.device)
+    cycles = p.to(torch.float32) * (1 / _PERIOD)
+    grid = (cycles - torch.floor(cycles)) * 2 - 1  # position within the period, mapped to [-1, 1]
+    sampled = torch.nn.functional.grid_sample(
+        table,
+        grid.view(1, -1, *([1] * (dims - 1)), dims),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )
+    return sampled.view(-1)
 
 
 def texture_weight(texture: str, p: Tensor, scale: float | Tensor) -> Tensor:
-    """Blend weight w ∈ [0, 1] of ``texture`` at (N, 3) local positions (metres); ``scale`` scalar or (N,)."""
+    """Blend weight w ∈ [0, 1] of ``texture`` at local positions (metres): (N, 3), or (N, 2) for points
+    on the local z = 0 plane (2-D noise: same look, less work); ``scale`` scalar or (N,)."""
     if texture == "plain":
         return torch.zeros(p.shape[:-1], dtype=torch.float32, device=p.device)
     q = p / (scale[:, None] if isinstance(scale, Tensor) else scale)
+    noise_at = q
     if texture == "checker":
-        return (torch.floor(q).sum(-1).remainder(2)).to(torch.float32)
+        return (torch.floor(q).to(torch.int64).sum(-1) & 1).to(torch.float32)
     if texture == "stripes":
         return (0.5 + 0.5 * torch.sin(2 * torch.pi * q[..., 0])).to(torch.float32)
     if texture == "noise":
-        return 0.65 * value_noise(q) + 0.35 * value_noise(2.7 * q + 17.0)
+        return value_noise(noise_at)
     if texture == "wood":
-        rings = torch.sqrt(q[..., 0] ** 2 + q[..., 1] ** 2) + 0.6 * value_noise(
-            q * q.new_tensor([1.0, 1.0, 0.2])
-        )
+        # Rings around the local x axis (grain runs along x), perturbed by stretched noise.
+        stretch = noise_at.new_tensor([0.15, 1.0, 1.0][: noise_at.shape[-1]])
+        radius = q[:, 1].abs() if q.shape[-1] == 2 else torch.sqrt(q[:, 1] ** 2 + q[:, 2] ** 2)
+        rings = radius + 0.6 * value_noise(noise_at * stretch)
         return (rings - torch.floor(rings)).to(torch.float32) ** 3
     raise ValueError(f"unknown texture {texture!r}")
