@@ -281,3 +281,46 @@ def test_synth_cli_writes_samples_and_a_preview(tmp_path):
 def test_semantic_classes_cover_every_label():
     assert SEMANTIC_CLASSES[0] == "none" and len(set(SEMANTIC_CLASSES)) == len(SEMANTIC_CLASSES)
     assert set(CLASSES) <= set(SEMANTIC_CLASSES)
+
+
+def test_shadows_darken_only_the_shaded_pixels():
+    floor = Primitive("plane", (math.inf, math.inf, 0), (0, 0, -1.0), material=0)
+    ball = Primitive("sphere", (0.4, 0, 0), (0, 4, 0.0), material=0, instance=1)
+    scene = Scene([floor, ball], GREY, light=(0.0, 0.0, 1.0))  # sun straight above
+    camera = Camera.from_fov(60.0, W, H, np.zeros(3), np.array([0.0, 1.0, -0.3]))
+    lit, shadowed = render(scene, camera), render(scene, camera, shadows=True)
+    np.testing.assert_array_equal(lit.depth.numpy(), shadowed.depth.numpy())
+    darker = shadowed.rgb.numpy().astype(int).sum(-1) < lit.rgb.numpy().astype(int).sum(-1)
+    on_floor = lit.primitive.numpy() == 0
+    # The shadow is the ball's vertical projection on the floor: |x| and |y - 4| within the radius.
+    v, u = np.nonzero(on_floor)
+    rays = np.stack(
+        [
+            (u - camera.K[0, 2]) / camera.K[0, 0],
+            (v - camera.K[1, 2]) / camera.K[1, 1],
+            np.ones_like(u, float),
+        ],
+        1,
+    )
+    world = lit.depth.numpy()[v, u][:, None] * (rays @ camera.R.T)
+    under = np.hypot(world[:, 0], world[:, 1] - 4) < 0.4 - 1e-3
+    assert under.sum() > 10
+    assert darker[v, u][under].all() and not darker[v, u][~under].any()
+
+
+def test_collate_and_worker_setup():
+    from metricdepth.data.synthetic import collate_samples, tune_cpu_allocator, worker_init
+
+    ds = SyntheticScenes(size=(24, 32), seed=2, length=3)
+    batch = collate_samples([ds[i] for i in range(3)])
+    assert batch["image"].shape == (3, 24, 32, 3) and batch["depth"].dtype == torch.float32
+    assert batch["K"].shape == (3, 3, 3) and len(batch["captions"]) == 3
+    with pytest.raises(ValueError, match="different shapes"):
+        collate_samples([ds[0], SyntheticScenes(size=16)[0]])
+    threads = torch.get_num_threads()
+    try:
+        worker_init(0)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert isinstance(tune_cpu_allocator(), bool)

@@ -67,7 +67,7 @@ class Primitive:
     instance: int = 0
     label: str = ""
 
-    _frames: dict = field(default_factory=dict, repr=False, compare=False)
+    _frames: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

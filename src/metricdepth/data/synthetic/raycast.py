@@ -92,17 +92,6 @@ class Rendering:
     primitive: Tensor
 
 
-def camera_rays(
-    camera: Camera, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
-) -> Tensor:
-    """(H, W, 3) world ray directions whose optical-axis component is 1."""
-    K = camera.K
-    u = (torch.arange(camera.width, dtype=dtype, device=device) - K[0, 2]) / K[0, 0]
-    v = (torch.arange(camera.height, dtype=dtype, device=device) - K[1, 2]) / K[1, 1]
-    right, down, forward = torch.as_tensor(np.asarray(camera.R).T, dtype=dtype, device=device)
-    return u[None, :, None] * right + v[:, None, None] * down + forward
-
-
 _CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
 _EDGES = np.array([(i, j) for i in range(8) for j in range(i + 1, 8) if bin(i ^ j).count("1") == 1])
 """The 12 edges of a box, as pairs of indices into ``_CORNERS``."""
