@@ -324,3 +324,15 @@ def test_collate_and_worker_setup():
     finally:
         torch.set_num_threads(threads)
     assert isinstance(tune_cpu_allocator(), bool)
+
+
+def test_random_resolution():
+    ds = SyntheticScenes(size_range=(24, 48), seed=5, length=6)
+    shapes = {ds[i]["image"].shape[:2] for i in range(6)}
+    assert len(shapes) > 1 and all(24 <= h <= 48 and 24 <= w <= 48 for h, w in shapes)
+    s = ds[2]
+    h, w = s["depth"].shape
+    assert s["K"][0, 2] == (w - 1) / 2 and s["K"][1, 2] == (h - 1) / 2
+    assert s["K"][0, 0] == pytest.approx(w / 2 / math.tan(math.radians(s["fov_deg"] / 2)))
+    with pytest.raises(ValueError, match="size_range"):
+        SyntheticScenes(size_range=(40, 20))

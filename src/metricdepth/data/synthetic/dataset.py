@@ -101,20 +101,20 @@ def render_sample(
     scene, camera, instance_class = sample_scene(family, rng, width, height)
     out = render(scene, camera, device=device, shadows=shadows)
     primitive = out.primitive.cpu().numpy()
-    instance_of = np.array([0] + [p.instance for p in scene.primitives], dtype=np.int32)
+    instance_of = np.array([p.instance for p in scene.primitives], dtype=np.int64)
     semantic_of = np.array([0] + [SEMANTIC_CLASSES.index(p.label) for p in scene.primitives], dtype=np.uint8)
-    raw_instance = instance_of[primitive + 1]
     threshold = min_pixels if min_pixels is not None else max(16, (width * height) // 5000)
-    counts = np.bincount(raw_instance.ravel(), minlength=len(instance_class) + 1)
+    counts = np.bincount(instance_of, weights=out.pixel_counts, minlength=len(instance_class) + 1)
     kept = [i for i in range(1, len(counts)) if counts[i] >= threshold]
     relabel = np.zeros(len(counts), dtype=np.int32)
     relabel[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
+    instance_by_primitive = np.concatenate([[0], relabel[instance_of]]).astype(np.int32)
     visible = [instance_class[i - 1] for i in kept]
     return Sample(
         image=out.rgb.cpu().numpy(),
         depth=out.depth.cpu().numpy().astype(np.float32),
         valid=out.valid.cpu().numpy(),
-        instance=relabel[raw_instance],
+        instance=instance_by_primitive[primitive + 1],
         instance_class=visible,
         semantic=semantic_of[primitive + 1],
         K=camera.K.copy(),
@@ -134,6 +134,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
 
     Args:
         size: image side (square) or (height, width), pixels.
+        size_range: (smallest, largest) side, pixels: each sample then draws its own height and
+            width uniformly from it (random resolution and aspect; ``size`` is ignored).
         families: any of ``"tabletop"``, ``"room"``, ``"street"``.
         seed: base seed.
         length: number of samples the dataset reports.
@@ -148,6 +150,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         seed: int = 0,
         length: int = 100_000,
         *,
+        size_range: tuple[int, int] | None = None,
         device: torch.device | str = "cpu",
         shadows: bool = False,
     ) -> None:
@@ -155,8 +158,13 @@ class SyntheticScenes(torch.utils.data.Dataset):
         if unknown or not families:
             raise ValueError(f"unknown scene families {unknown}; choose from {', '.join(FAMILIES)}")
         self.height, self.width = (size, size) if isinstance(size, int) else size
+        if size_range is not None and not 8 <= size_range[0] <= size_range[1]:
+            raise ValueError(
+                f"size_range {size_range} must be (smallest, largest) sides of at least 8 pixels"
+            )
         if min(self.height, self.width) < 8:
             raise ValueError(f"image size {self.width}x{self.height} is too small (minimum 8 pixels)")
+        self.size_range = size_range
         self.families, self.seed, self.length = tuple(families), seed, length
         self.device, self.shadows = device, shadows
 
@@ -168,7 +176,12 @@ class SyntheticScenes(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for {self.length} samples")
         rng = np.random.default_rng([self.seed, index])
         family = self.families[index % len(self.families)]
-        sample = render_sample(family, rng, self.width, self.height, device=self.device, shadows=self.shadows)
+        height, width = self.height, self.width
+        if self.size_range is not None:
+            height, width = (
+                int(side) for side in rng.integers(self.size_range[0], self.size_range[1] + 1, 2)
+            )
+        sample = render_sample(family, rng, width, height, device=self.device, shadows=self.shadows)
         sample["name"] = f"{family}_{self.seed}_{index:06d}"
         return sample
 

@@ -12,6 +12,7 @@ invalid (depth 0).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,12 +85,14 @@ class Scene:
 @dataclass
 class Rendering:
     """Per-pixel outputs, (H, W) unless noted: ``rgb`` (H, W, 3) uint8, ``depth`` metres along
-    the optical axis (0 where invalid), ``valid`` bool, ``primitive`` int64 index (−1 = none)."""
+    the optical axis (0 where invalid), ``valid`` bool, ``primitive`` int32 index (−1 = none);
+    ``pixel_counts`` (P,) pixels won by each primitive."""
 
     rgb: Tensor
     depth: Tensor
     valid: Tensor
     primitive: Tensor
+    pixel_counts: np.ndarray
 
 
 _CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
@@ -134,23 +137,23 @@ def _screen_boxes(
     with np.errstate(divide="ignore", invalid="ignore"):
         u = np.where(keep, K[0, 0] * points[..., 0] / depth + K[0, 2], np.nan)
         v = np.where(keep, K[1, 1] * points[..., 1] / depth + K[1, 2], np.nan)
+    seen = keep.any(1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: primitives fully behind
+        u0 = np.maximum(0, np.floor(np.nanmin(u, 1)))
+        u1 = np.minimum(camera.width, np.ceil(np.nanmax(u, 1)) + 1)
+        v0 = np.maximum(0, np.floor(np.nanmin(v, 1)))
+        v1 = np.minimum(camera.height, np.ceil(np.nanmax(v, 1)) + 1)
+        z_near = np.nanmin(depth, 1)
     boxes: list[tuple[int, int, int, int, float] | None] = []
     for index in range(len(primitives)):
         if unbounded[index]:
             boxes.append((0, camera.height, 0, camera.width, 0.0))
-            continue
-        if not keep[index].any():
+        elif seen[index] and u0[index] < u1[index] and v0[index] < v1[index]:
+            box = (int(v0[index]), int(v1[index]), int(u0[index]), int(u1[index]), float(z_near[index]))
+            boxes.append(box)
+        else:
             boxes.append(None)
-            continue
-        u0, u1 = (
-            max(0, math.floor(np.nanmin(u[index]))),
-            min(camera.width, math.ceil(np.nanmax(u[index])) + 1),
-        )
-        v0, v1 = (
-            max(0, math.floor(np.nanmin(v[index]))),
-            min(camera.height, math.ceil(np.nanmax(v[index])) + 1),
-        )
-        boxes.append((v0, v1, u0, u1, float(np.nanmin(depth[index]))) if u0 < u1 and v0 < v1 else None)
     return boxes
 
 
@@ -283,4 +286,10 @@ def render(
         shade = torch.where(blocked, scene.ambient / lambert, 1.0)
         rgb.index_copy_(0, hit, rgb.index_select(0, hit) * shade[:, None])
     rgb8 = rgb.view(height, width, 3).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-    return Rendering(rgb=rgb8, depth=torch.where(valid, depth, 0), valid=valid, primitive=primitive)
+    return Rendering(
+        rgb=rgb8,
+        depth=torch.where(valid, depth, 0),
+        valid=valid,
+        primitive=primitive,
+        pixel_counts=pixel_counts[1:].cpu().numpy(),
+    )
