@@ -2,18 +2,21 @@
 
 Camera rays are d = R_cw · ((u − cx)/fx, (v − cy)/fy, 1) (OpenCV pixel centres, see
 :mod:`metricdepth.camera`), so the ray parameter of the first hit *is* the depth along the optical
-axis: no per-pixel approximation. Each primitive is tested only on the pixels inside the screen box
-of its bounding sphere, which keeps small objects cheap. Shading: per-material procedural texture ×
-(ambient + diffuse · max(0, n·l) · shadow) for one directional light; shadows are optional (one
-extra ray per pixel against every primitive). Pixels whose ray hits nothing show the sky and are
-invalid (depth 0).
-"""
+axis: no per-pixel approximation.
+
+* Visibility: each primitive is tested only on the pixels of its screen box (the exact image box of
+  its oriented bounding box, clipped at the near plane), front to back, and skipped when everything
+  in that box is already nearer than it can be.
+* Shading (deferred): each primitive shades only the pixels it won: procedural texture ×
+  (ambient + diffuse · max(0, n·l)) for one directional light; optional shadows cast one extra ray
+  per pixel against every primitive. Pixels whose ray hits nothing show the sky and are invalid
+  (depth 0)."""
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -79,7 +82,6 @@ class Scene:
         (0.35, 0.55, 0.9),
         (0.85, 0.9, 0.95),
     )
-    labels: list[str] = field(default_factory=list)
 
 
 @dataclass
