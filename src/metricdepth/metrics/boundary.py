@@ -60,31 +60,35 @@ def _mask_relations(mask: np.ndarray) -> tuple[np.ndarray, ...]:
 class _RowRuns:
     """A ratio map flattened row by row, with a zero after each row so runs never wrap to the next row.
 
-    Built once per map; :meth:`nms` then runs per threshold on the flat array.
+    Built once per map, keeping only the entries above the smallest threshold; :meth:`nms` then runs
+    per threshold on that (usually small) subset and returns flat positions in the padded layout, which
+    :meth:`flat` gives for any mask of the same shape.
     """
 
-    def __init__(self, ratio: np.ndarray) -> None:
+    def __init__(self, ratio: np.ndarray, floor) -> None:
         self.shape = ratio.shape
-        self.flat = np.pad(ratio, ((0, 0), (0, 1))).ravel()  # 0 is below every threshold (> 1)
+        flat = np.pad(ratio, ((0, 0), (0, 1))).ravel()  # 0 is below every threshold (> 1)
+        self.positions = np.flatnonzero(flat > floor)
+        self.values = flat[self.positions]
+
+    def flat(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` (same shape as the ratio map) in the padded row-major layout."""
+        return np.pad(mask, ((0, 0), (0, 1))).ravel()
 
     def nms(self, threshold) -> np.ndarray:
-        """Bool map keeping, in every horizontal run of ``ratio > threshold``, only the first maximum."""
-        keep = np.zeros(self.shape, dtype=bool)
-        positions = np.flatnonzero(self.flat > threshold)
+        """Flat positions kept when, in every horizontal run of ``ratio > threshold``, only the first
+        maximum survives."""
+        above = self.values > threshold
+        positions, values = self.positions[above], self.values[above]
         if positions.size == 0:
-            return keep
-        values = self.flat[positions]
-        starts = np.flatnonzero(
-            np.diff(positions, prepend=positions[0] - 2) != 1
-        )  # run starts in `positions`
+            return positions
+        starts = np.flatnonzero(np.diff(positions, prepend=positions[0] - 2) != 1)  # run starts
         run_max = np.maximum.reduceat(values, starts)
         lengths = np.diff(np.append(starts, positions.size))
         candidates = np.where(
             values == np.repeat(run_max, lengths), np.arange(positions.size), positions.size
         )
-        rows, cols = np.divmod(positions[np.minimum.reduceat(candidates, starts)], self.shape[1] + 1)
-        keep[rows, cols] = True
-        return keep
+        return positions[np.minimum.reduceat(candidates, starts)]
 
 
 def _pair_valid(valid: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -147,19 +151,21 @@ def boundary_recall(
     if mask.shape != inv.shape:
         raise ValueError(f"shapes differ: {inv.shape} vs mask {mask.shape}")
     foreground = mask if mask.dtype == bool else mask > alpha_threshold
-    gt_relations = _mask_relations(foreground)
-    left, top, right, bottom = _ratios(inv)
-    # Thinning runs along the relation's direction: rows for left/right, columns for top/bottom.
-    runs = (_RowRuns(left), _RowRuns(top.T), _RowRuns(right), _RowRuns(bottom.T))
-    transposed = (False, True, False, True)
     thresholds, weights = thresholds_and_weights(t_min, t_max, n)
+    floor = inv.dtype.type(thresholds[0])
+    left, top, right, bottom = _ratios(inv)
+    g_left, g_top, g_right, g_bottom = _mask_relations(foreground)
+    # Thinning runs along the relation's direction: rows for left/right, columns for top/bottom.
+    pairs = [
+        (_RowRuns(r, floor), g)
+        for r, g in ((left, g_left), (top.T, g_top.T), (right, g_right), (bottom.T, g_bottom.T))
+    ]
+    directions = [(runs, runs.flat(g), max(np.count_nonzero(g), 1)) for runs, g in pairs]
     total = 0.0
     for t, w in zip(thresholds, weights, strict=True):
-        thinned = [r.nms(inv.dtype.type(t)) for r in runs]
-        pred_relations = [k.T if flip else k for k, flip in zip(thinned, transposed, strict=True)]
         recall = sum(
-            np.count_nonzero(p & g) / max(np.count_nonzero(g), 1)
-            for p, g in zip(pred_relations, gt_relations, strict=True)
+            np.count_nonzero(g_flat[runs.nms(inv.dtype.type(t))]) / g_count
+            for runs, g_flat, g_count in directions
         )
         total += w * recall / 4
     return float(total)
