@@ -156,11 +156,10 @@ def boundary_recall(
     left, top, right, bottom = _ratios(inv)
     g_left, g_top, g_right, g_bottom = _mask_relations(foreground)
     # Thinning runs along the relation's direction: rows for left/right, columns for top/bottom.
-    pairs = [
-        (_RowRuns(r, floor), g)
-        for r, g in ((left, g_left), (top.T, g_top.T), (right, g_right), (bottom.T, g_bottom.T))
-    ]
-    directions = [(runs, runs.flat(g), max(np.count_nonzero(g), 1)) for runs, g in pairs]
+    directions = []  # (runs of predicted ratios, ground-truth relations in their layout, their count)
+    for ratio, g in ((left, g_left), (top.T, g_top.T), (right, g_right), (bottom.T, g_bottom.T)):
+        runs = _RowRuns(ratio, floor)
+        directions.append((runs, runs.flat(g), max(np.count_nonzero(g), 1)))
     total = 0.0
     for t, w in zip(thresholds, weights, strict=True):
         recall = sum(

@@ -17,10 +17,12 @@ __all__ = [
     "find_one",
     "pinhole",
     "read_matrix_txt",
+    "read_npy_map",
     "read_png_depth",
     "read_png_raw",
     "read_rgb",
     "read_split",
+    "relative_name",
     "require_dir",
     "require_same_size",
     "resolve_listed",
@@ -54,6 +56,23 @@ def read_png_raw(path: str | os.PathLike) -> np.ndarray:
     if raw.ndim != 2:
         raise ValueError(f"{path}: expected a single-channel depth PNG, got shape {raw.shape}")
     return raw
+
+
+def read_npy_map(path: str | os.PathLike, what: str) -> np.ndarray:
+    """An (H, W) map stored as ``.npy``, (H, W, 1) accepted; errors name the file and ``what`` it is."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: {what} file not found")
+    array = np.load(path)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"{path}: {what} must be HxW or HxWx1, got shape {array.shape}")
+    return array
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """A sample name: ``path`` relative to ``root``, without its extension, with ``/`` separators."""
+    return path.relative_to(root).with_suffix("").as_posix()
 
 
 def valid_depth(depth: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..sample import Sample
-from ._common import disparity_to_depth, read_rgb, require_dir, require_same_size
+from ._common import disparity_to_depth, read_npy_map, read_rgb, relative_name, require_dir, require_same_size
 
 __all__ = ["Booster", "booster_calibration", "read_opencv_storage"]
 
@@ -101,11 +101,7 @@ class Booster:
         scene = image_path.parents[1]
         image = read_rgb(image_path)
         disparity_path = scene / "disp_00.npy"
-        disparity = np.load(disparity_path)
-        if disparity.ndim == 3 and disparity.shape[2] == 1:
-            disparity = disparity[..., 0]
-        if disparity.ndim != 2:
-            raise ValueError(f"{disparity_path}: disparity must be 2-D, got shape {disparity.shape}")
+        disparity = read_npy_map(disparity_path, "disparity")
         require_same_size(disparity_path, disparity, image, "disparity")
         calibrations = sorted(scene.glob("calib_00-*.xml"))
         if len(calibrations) != 1:
@@ -123,7 +119,7 @@ class Booster:
             valid &= mask > 0
             depth[~valid] = 0
         return Sample(
-            name=image_path.relative_to(self.scenes_root).with_suffix("").as_posix(),
+            name=relative_name(image_path, self.scenes_root),
             image=image,
             depth=depth,
             valid=valid,

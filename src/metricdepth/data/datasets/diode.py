@@ -21,7 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from ..sample import Sample
-from ._common import pinhole, read_rgb, require_dir, require_same_size, valid_depth
+from ._common import (
+    pinhole,
+    read_npy_map,
+    read_rgb,
+    relative_name,
+    require_dir,
+    require_same_size,
+    valid_depth,
+)
 
 __all__ = ["DIODE_K", "Diode"]
 
@@ -29,17 +37,6 @@ DIODE_K = pinhole(886.81, 927.06, 512.0, 384.0)
 """DIODE's camera for 1024×768 crops, from the devkit's ``intrinsics.txt``."""
 
 _SCENE_TYPES = {"indoors": ("indoors",), "outdoor": ("outdoor",), "all": ("indoors", "outdoor")}
-
-
-def _load_npy(path: Path, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: DIODE {what} file not found")
-    array = np.load(path)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise ValueError(f"{path}: DIODE {what} must be HxW or HxWx1, got shape {array.shape}")
-    return array
 
 
 class Diode:
@@ -77,14 +74,14 @@ class Diode:
         image = read_rgb(image_path)
         depth_path = image_path.with_name(f"{image_path.stem}_depth.npy")
         mask_path = image_path.with_name(f"{image_path.stem}_depth_mask.npy")
-        depth = _load_npy(depth_path, "depth").astype(np.float32)
-        mask = _load_npy(mask_path, "depth mask")
+        depth = read_npy_map(depth_path, "DIODE depth").astype(np.float32)
+        mask = read_npy_map(mask_path, "DIODE depth mask")
         require_same_size(depth_path, depth, image, "depth")
         require_same_size(mask_path, mask, image, "depth mask")
         valid = valid_depth(depth) & (mask != 0)
         depth[~valid] = 0
         return Sample(
-            name=image_path.relative_to(self.split_root).with_suffix("").as_posix(),
+            name=relative_name(image_path, self.split_root),
             image=image,
             depth=depth,
             valid=valid,

@@ -18,7 +18,7 @@ from PIL import Image
 
 from ...io.images import IMAGE_EXTENSIONS, exif_focal_35mm, load_image
 from ..sample import Sample
-from ._common import require_dir
+from ._common import relative_name, require_dir
 
 __all__ = ["ExifFocalFolder"]
 
@@ -59,7 +59,7 @@ class ExifFocalFolder:
         if loaded.focal_px is None:
             raise ValueError(f"{path}: no EXIF FocalLengthIn35mmFilm")
         return Sample(
-            name=path.relative_to(self.root).with_suffix("").as_posix(),
+            name=relative_name(path, self.root),
             image=loaded.rgb,
             focal_px=float(loaded.focal_px),
         )

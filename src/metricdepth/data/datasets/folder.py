@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ...io.images import IMAGE_EXTENSIONS, load_image
-from ...io.writers import DEPTH_PNG_SCALE
+from ...io.writers import read_depth_png
 from ..sample import Sample
+from ._common import relative_name, require_same_size
 
 __all__ = ["FolderDataset"]
 
@@ -49,11 +50,7 @@ def _read_depth(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             if "depth" not in data.files:
                 raise ValueError(f"{path}: no 'depth' array (has: {', '.join(data.files) or 'none'})")
             return data["depth"].astype(np.float32), {k: data[k] for k in PIXEL_FIELDS if k in data.files}
-    from PIL import Image
-
-    with Image.open(path) as png:
-        scale = float(png.text.get("depth_scale", DEPTH_PNG_SCALE))
-        return (np.asarray(png).astype(np.float64) * scale).astype(np.float32), {}
+    return np.nan_to_num(read_depth_png(path), nan=0.0), {}  # scale and invalid value from its metadata
 
 
 class FolderDataset:
@@ -77,10 +74,9 @@ class FolderDataset:
         image_path, depth_path = self.items[index]
         loaded = load_image(image_path)
         depth, pixel_fields = _read_depth(depth_path)
-        if depth.shape != loaded.rgb.shape[:2]:
-            raise ValueError(f"{depth_path}: depth is {depth.shape}, image {loaded.rgb.shape[:2]}")
+        require_same_size(depth_path, depth, loaded.rgb, "depth")
         sample = Sample(
-            name=image_path.relative_to(self.root).with_suffix("").as_posix(),
+            name=relative_name(image_path, self.root),
             image=loaded.rgb,
             depth=depth,
             valid=np.isfinite(depth) & (depth > 0),

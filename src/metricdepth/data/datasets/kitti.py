@@ -33,7 +33,17 @@ from pathlib import Path
 import numpy as np
 
 from ..sample import Sample
-from ._common import crop_sample, pinhole, read_png_depth, read_rgb, read_split, require_dir, valid_depth
+from ._common import (
+    crop_sample,
+    pinhole,
+    read_png_depth,
+    read_rgb,
+    read_split,
+    relative_name,
+    require_dir,
+    require_same_size,
+    valid_depth,
+)
 
 __all__ = ["KB_CROP_HEIGHT", "KB_CROP_WIDTH", "KittiEigen", "kitti_calibration"]
 
@@ -172,11 +182,10 @@ class KittiEigen:
         image_path, gt_path, focal = self.items[index]
         image = read_rgb(image_path)
         depth = read_png_depth(gt_path, 1.0 / 256.0)
-        if depth.shape != image.shape[:2]:
-            raise ValueError(f"{gt_path}: depth is {depth.shape}, image {image_path} {image.shape[:2]}")
+        require_same_size(gt_path, depth, image, "depth")
         K, focal_px = self._K(image_path, focal)
         sample = Sample(
-            name=image_path.relative_to(self.raw_root).with_suffix("").as_posix(),
+            name=relative_name(image_path, self.raw_root),
             image=image,
             depth=depth,
             valid=valid_depth(depth),

@@ -31,7 +31,7 @@ import numpy as np
 
 from ...io.images import IMAGE_EXTENSIONS
 from ..sample import Sample
-from ._common import read_rgb, require_dir
+from ._common import read_rgb, relative_name, require_dir
 
 __all__ = [
     "DIS5K",
@@ -81,7 +81,7 @@ def _files_by_key(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
         ext = path.suffix.lower()
         if ext not in rank or not path.is_file():
             continue
-        key = path.relative_to(folder).with_suffix("").as_posix()
+        key = relative_name(path, folder)
         if key not in found or rank[ext] < rank[found[key].suffix.lower()]:
             found[key] = path
     return found

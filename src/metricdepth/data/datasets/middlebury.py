@@ -18,7 +18,7 @@ import numpy as np
 from ...io.images import load_image
 from ...io.pfm import read_pfm
 from ..sample import Sample
-from ._common import disparity_to_depth
+from ._common import disparity_to_depth, require_same_size
 
 __all__ = ["Middlebury2014", "middlebury_calibration"]
 
@@ -69,11 +69,7 @@ class Middlebury2014:
         baseline_m = float(calib["baseline"]) / 1000.0
         depth, valid = disparity_to_depth(disparity + float(calib["doffs"]), K[0, 0], baseline_m)
         image = load_image(scene / "im0.png").rgb
-        if image.shape[:2] != depth.shape:
-            raise ValueError(
-                f"{scene}: im0.png is {image.shape[1]}x{image.shape[0]}, "
-                f"disparity {depth.shape[1]}x{depth.shape[0]}"
-            )
+        require_same_size(disparity_file, depth, image, "disparity")
         return Sample(
             name=scene.name if scene == self.root else scene.relative_to(self.root).as_posix(),
             image=image,

@@ -34,7 +34,16 @@ from pathlib import Path
 import numpy as np
 
 from ..sample import Sample
-from ._common import pinhole, read_png_depth, read_rgb, read_split, require_dir, valid_depth
+from ._common import (
+    pinhole,
+    read_png_depth,
+    read_rgb,
+    read_split,
+    relative_name,
+    require_dir,
+    require_same_size,
+    valid_depth,
+)
 
 __all__ = ["NYU_K", "NYUv2Folder", "NYUv2Labeled"]
 
@@ -156,10 +165,9 @@ class NYUv2Folder:
         rgb_path, depth_path = self.items[index]
         image = read_rgb(rgb_path)
         depth = read_png_depth(depth_path, 1e-3)
-        if depth.shape != image.shape[:2]:
-            raise ValueError(f"{depth_path}: depth is {depth.shape}, image {rgb_path.name} {image.shape[:2]}")
+        require_same_size(depth_path, depth, image, "depth")
         return Sample(
-            name=rgb_path.relative_to(self.root).with_suffix("").as_posix(),
+            name=relative_name(rgb_path, self.root),
             image=image,
             depth=depth,
             valid=valid_depth(depth),

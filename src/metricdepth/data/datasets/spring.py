@@ -29,7 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from ..sample import Sample
-from ._common import disparity_to_depth, pinhole, read_rgb, read_split, require_dir, select_names
+from ._common import (
+    disparity_to_depth,
+    pinhole,
+    read_rgb,
+    read_split,
+    relative_name,
+    require_dir,
+    select_names,
+)
 
 __all__ = ["SPRING_BASELINE_M", "Spring", "read_spring_disparity", "read_spring_intrinsics"]
 
@@ -135,7 +143,7 @@ class Spring:
         K = self._K(scene, frame)
         depth, valid = disparity_to_depth(disparity, K[0, 0], SPRING_BASELINE_M)
         return Sample(
-            name=image_path.relative_to(self.split_root).with_suffix("").as_posix(),
+            name=relative_name(image_path, self.split_root),
             image=image,
             depth=depth,
             valid=valid,

@@ -29,7 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from ..sample import Sample
-from ._common import read_matrix_txt, read_png_raw, read_rgb, read_split, require_dir, resolve_listed
+from ._common import (
+    read_matrix_txt,
+    read_png_raw,
+    read_rgb,
+    read_split,
+    require_dir,
+    require_same_size,
+    resolve_listed,
+)
 
 __all__ = ["SUNRGBD_MAX_DEPTH", "SunRGBD", "decode_sunrgbd_depth"]
 
@@ -120,10 +128,7 @@ class SunRGBD:
         depth_path = self._only(scene / self.depth_folder, "*.png", stem=image_path.stem)
         image = read_rgb(image_path)
         depth, valid = decode_sunrgbd_depth(read_png_raw(depth_path))
-        if depth.shape != image.shape[:2]:
-            raise ValueError(
-                f"{depth_path}: depth is {depth.shape}, image {image_path.name} {image.shape[:2]}"
-            )
+        require_same_size(depth_path, depth, image, "depth")
         return Sample(
             name=scene.relative_to(self.base).as_posix(),
             image=image,

@@ -29,7 +29,9 @@ from ._common import (
     read_png_depth,
     read_rgb,
     read_split,
+    relative_name,
     require_dir,
+    require_same_size,
     resolve_listed,
     valid_depth,
 )
@@ -73,13 +75,12 @@ class Void:
         image_path = self.images[index]
         image = read_rgb(image_path)
         depth = read_png_depth(_ground_truth(image_path), 1.0 / 256.0)
-        if depth.shape != image.shape[:2]:
-            raise ValueError(f"{_ground_truth(image_path)}: depth is {depth.shape}, image {image.shape[:2]}")
+        require_same_size(_ground_truth(image_path), depth, image, "depth")
         K_path = image_path.parents[1] / "K.txt"
         if not K_path.is_file():
             raise FileNotFoundError(f"{K_path}: VOID intrinsics not found")
         return Sample(
-            name=image_path.relative_to(self.data).with_suffix("").as_posix(),
+            name=relative_name(image_path, self.data),
             image=image,
             depth=depth,
             valid=valid_depth(depth),

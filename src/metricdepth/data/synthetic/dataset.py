@@ -11,7 +11,6 @@ pixels get 0 but keep their depth and class), so the captions name exactly what 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...io.writers import atomic_path, colorize_inverse_depth
+from ...io.writers import atomic_path, colorize_inverse_depth, write_json
 from ..sample import Sample
 from .captions import captions_for
 from .raycast import render
@@ -220,8 +219,7 @@ def write_samples(
             "semantic_classes": list(SEMANTIC_CLASSES),
             "captions": sample["captions"],
         }
-        with atomic_path(out / f"{name}.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=1) + "\n")
+        write_json(out / f"{name}.json", meta)
         paths.append(out / f"{name}.png")
         if on_sample is not None:
             on_sample(name)

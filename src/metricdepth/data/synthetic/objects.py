@@ -34,7 +34,7 @@ import numpy as np
 from .primitives import Primitive, rotation
 from .textures import Material
 
-__all__ = ["CLASSES", "Part", "build", "place"]
+__all__ = ["CLASSES", "Part", "build", "jitter_color", "place"]
 
 Color = tuple[float, float, float]
 
@@ -54,7 +54,8 @@ def _u(rng: np.random.Generator, low: float, high: float) -> float:
     return float(rng.uniform(low, high))
 
 
-def _color(rng: np.random.Generator, base: Color, jitter: float = 0.08) -> Color:
+def jitter_color(rng: np.random.Generator, base: Color, jitter: float = 0.08) -> Color:
+    """``base`` with each channel moved by up to ±``jitter`` (clipped to [0, 1])."""
     return tuple(float(np.clip(c + rng.uniform(-jitter, jitter), 0, 1)) for c in base)  # type: ignore[return-value]
 
 
@@ -68,13 +69,13 @@ def _paint(rng: np.random.Generator) -> Color:
 
 
 def _wood(rng: np.random.Generator) -> Material:
-    base = _color(rng, (0.55, 0.35, 0.18), 0.1)
-    return Material(base, tuple(0.6 * c for c in base), "wood", _u(rng, 0.02, 0.05))  # type: ignore[arg-type]
+    base = jitter_color(rng, (0.55, 0.35, 0.18), 0.1)
+    return Material.two_tone(base, 0.6, "wood", _u(rng, 0.02, 0.05))
 
 
 def _fabric(rng: np.random.Generator) -> Material:
     base = _paint(rng)
-    return Material(base, tuple(0.8 * c for c in base), "noise", _u(rng, 0.01, 0.03))  # type: ignore[arg-type]
+    return Material.two_tone(base, 0.8, "noise", _u(rng, 0.01, 0.03))
 
 
 def _plain(color: Color) -> Material:
@@ -104,7 +105,7 @@ def cup(rng):
 
 def bottle(rng):
     r, h = _u(rng, 0.03, 0.045), _u(rng, 0.18, 0.32)
-    glass = _color(rng, (0.2, 0.45, 0.3), 0.15)
+    glass = jitter_color(rng, (0.2, 0.45, 0.3), 0.15)
     neck_r = r * 0.4
     return [
         Part("cylinder", (r, r, h * 0.35), (0, 0, h * 0.35), _plain(glass)),
@@ -133,14 +134,14 @@ def phone(rng):
             "box",
             (length / 2, width / 2, thick / 2),
             (0, 0, thick / 2),
-            _plain(_color(rng, (0.1, 0.1, 0.12))),
+            _plain(jitter_color(rng, (0.1, 0.1, 0.12))),
         )
     ]
 
 
 def laptop(rng):
     length, width = _u(rng, 0.30, 0.36), _u(rng, 0.21, 0.25)
-    shell = _color(rng, (0.7, 0.7, 0.72), 0.15)
+    shell = jitter_color(rng, (0.7, 0.7, 0.72), 0.15)
     opening = math.radians(_u(rng, 95, 125))
     tilt = opening - math.pi / 2  # screen leans back from vertical
     base = Part("box", (width / 2, length / 2, 0.009), (0, 0, 0.009), _plain(shell))
@@ -201,7 +202,7 @@ def sofa(rng):
 
 def bed(rng):
     length, width, height = _u(rng, 1.9, 2.1), _u(rng, 0.9, 1.8), _u(rng, 0.45, 0.55)
-    sheet = Material(_color(rng, (0.9, 0.9, 0.92), 0.05), _paint(rng), "stripes", _u(rng, 0.05, 0.15))
+    sheet = Material(jitter_color(rng, (0.9, 0.9, 0.92), 0.05), _paint(rng), "stripes", _u(rng, 0.05, 0.15))
     wood = _wood(rng)
     head_h = _u(rng, 0.9, 1.2)
     return [
@@ -218,8 +219,8 @@ def bed(rng):
 
 def lamp(rng):
     height, shade_r = _u(rng, 1.4, 1.8), _u(rng, 0.15, 0.25)
-    metal = _plain(_color(rng, (0.2, 0.2, 0.22), 0.1))
-    shade = _plain(_color(rng, (0.95, 0.9, 0.75), 0.05))
+    metal = _plain(jitter_color(rng, (0.2, 0.2, 0.22), 0.1))
+    shade = _plain(jitter_color(rng, (0.95, 0.9, 0.75), 0.05))
     return [
         Part("cylinder", (0.15, 0.15, 0.015), (0, 0, 0.015), metal),
         Part("cylinder", (0.012, 0.012, height / 2), (0, 0, height / 2), metal),
@@ -244,7 +245,7 @@ def shelf(rng):
 
 def door(rng):
     width, height = _u(rng, 0.8, 0.9), _u(rng, 2.0, 2.1)
-    panel = _wood(rng) if rng.random() < 0.5 else _plain(_color(rng, (0.92, 0.92, 0.9), 0.05))
+    panel = _wood(rng) if rng.random() < 0.5 else _plain(jitter_color(rng, (0.92, 0.92, 0.9), 0.05))
     return [
         Part("box", (0.025, width / 2, height / 2), (0.025, 0, height / 2), panel),
         Part("sphere", (0.03, 0, 0), (0.08, width / 2 - 0.08, height * 0.48), _plain((0.8, 0.7, 0.3))),
@@ -309,8 +310,8 @@ def bus(rng):
 
 def person(rng):
     height = _u(rng, 1.55, 1.90)
-    shirt, trousers = _plain(_paint(rng)), _plain(_color(rng, (0.2, 0.22, 0.35), 0.1))
-    skin = _plain(_color(rng, (0.75, 0.58, 0.45), 0.15))
+    shirt, trousers = _plain(_paint(rng)), _plain(jitter_color(rng, (0.2, 0.22, 0.35), 0.1))
+    skin = _plain(jitter_color(rng, (0.75, 0.58, 0.45), 0.15))
     leg_h, torso_h, head_r = height * 0.47, height * 0.33, height * 0.065
     parts = [
         Part("cylinder", (0.07, 0.07, leg_h / 2), (0, side * 0.1, leg_h / 2), trousers) for side in (-1, 1)
@@ -324,7 +325,7 @@ def tree(rng):
     height = _u(rng, 4.0, 12.0)
     trunk_h, crown_r = height * 0.45, height * _u(rng, 0.22, 0.32)
     bark = Material((0.35, 0.25, 0.15), (0.2, 0.14, 0.08), "noise", 0.05)
-    leaves = Material(_color(rng, (0.2, 0.45, 0.15), 0.1), (0.1, 0.25, 0.08), "noise", 0.4)
+    leaves = Material(jitter_color(rng, (0.2, 0.45, 0.15), 0.1), (0.1, 0.25, 0.08), "noise", 0.4)
     return [
         Part("cylinder", (height * 0.025, height * 0.025, trunk_h / 2), (0, 0, trunk_h / 2), bark),
         Part("sphere", (crown_r, 0, 0), (0, 0, height - crown_r), leaves),
@@ -345,14 +346,16 @@ def traffic_light(rng):
 
 def building(rng):
     length, depth, height = _u(rng, 8, 30), _u(rng, 8, 20), _u(rng, 6, 40)
-    wall = Material(_color(rng, (0.7, 0.65, 0.58), 0.15), (0.25, 0.3, 0.38), "checker", _u(rng, 1.4, 2.0))
+    wall = Material(
+        jitter_color(rng, (0.7, 0.65, 0.58), 0.15), (0.25, 0.3, 0.38), "checker", _u(rng, 1.4, 2.0)
+    )
     return [Part("box", (depth / 2, length / 2, height / 2), (0, 0, height / 2), wall)]
 
 
 def street_sign(rng):
     height = _u(rng, 2.0, 2.6)
     metal = _plain((0.6, 0.6, 0.62))
-    plate = _plain(_color(rng, (0.15, 0.35, 0.75), 0.1) if rng.random() < 0.5 else (0.85, 0.15, 0.12))
+    plate = _plain(jitter_color(rng, (0.15, 0.35, 0.75), 0.1) if rng.random() < 0.5 else (0.85, 0.15, 0.12))
     return [
         Part("cylinder", (0.03, 0.03, height / 2), (0, 0, height / 2), metal),
         Part("box", (0.02, 0.3, 0.3), (0.05, 0, height + 0.2), plate),

@@ -14,7 +14,6 @@ axis: no per-pixel approximation.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ...camera import fov_to_focal
+from ...camera import focal_to_fov, fov_to_focal
 from .primitives import Primitive, intersect, intersect_local, local_normal
 from .textures import Material, texture_weight
 
@@ -53,7 +52,7 @@ class Camera:
     @property
     def fov_deg(self) -> float:
         """Horizontal field of view, degrees."""
-        return math.degrees(2 * math.atan(0.5 * self.width / self.K[0, 0]))
+        return focal_to_fov(float(self.K[0, 0]), self.width)
 
 
 def look_at(

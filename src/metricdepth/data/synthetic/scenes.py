@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .objects import build, footprint, place
+from .objects import build, footprint, jitter_color, place
 from .primitives import Primitive, rotation
 from .raycast import Camera, Scene
 from .textures import Material
@@ -92,31 +92,27 @@ class _Builder:
                     break
 
 
-def _tone(rng: np.random.Generator, base, jitter: float = 0.08) -> tuple[float, float, float]:
-    return tuple(float(np.clip(c + rng.uniform(-jitter, jitter), 0, 1)) for c in base)  # type: ignore[return-value]
-
-
 def _floor_material(rng: np.random.Generator) -> Material:
     choice = rng.integers(3)
     if choice == 0:
-        base = _tone(rng, (0.6, 0.42, 0.25), 0.1)
-        return Material(base, tuple(0.65 * c for c in base), "wood", float(rng.uniform(0.04, 0.1)))  # type: ignore[arg-type]
+        base = jitter_color(rng, (0.6, 0.42, 0.25), 0.1)
+        return Material.two_tone(base, 0.65, "wood", float(rng.uniform(0.04, 0.1)))
     if choice == 1:
         return Material(
-            _tone(rng, (0.8, 0.8, 0.78)),
-            _tone(rng, (0.35, 0.35, 0.38)),
+            jitter_color(rng, (0.8, 0.8, 0.78)),
+            jitter_color(rng, (0.35, 0.35, 0.38)),
             "checker",
             float(rng.uniform(0.3, 0.6)),
         )
-    base = _tone(rng, (0.5, 0.45, 0.4), 0.15)
-    return Material(base, tuple(0.7 * c for c in base), "noise", float(rng.uniform(0.05, 0.2)))  # type: ignore[arg-type]
+    base = jitter_color(rng, (0.5, 0.45, 0.4), 0.15)
+    return Material.two_tone(base, 0.7, "noise", float(rng.uniform(0.05, 0.2)))
 
 
 def _wall_material(rng: np.random.Generator) -> Material:
-    base = _tone(rng, (0.85, 0.82, 0.75), 0.12)
+    base = jitter_color(rng, (0.85, 0.82, 0.75), 0.12)
     if rng.random() < 0.3:
-        return Material(base, tuple(0.85 * c for c in base), "stripes", float(rng.uniform(0.1, 0.3)))  # type: ignore[arg-type]
-    return Material(base, tuple(0.93 * c for c in base), "noise", float(rng.uniform(0.2, 0.5)))  # type: ignore[arg-type]
+        return Material.two_tone(base, 0.85, "stripes", float(rng.uniform(0.1, 0.3)))
+    return Material.two_tone(base, 0.93, "noise", float(rng.uniform(0.2, 0.5)))
 
 
 def _wall(b: _Builder, center, normal_yaw: float, width: float, height: float, material: Material) -> None:
@@ -167,7 +163,9 @@ def _room(b: _Builder, width: int, height: int) -> Camera:
     rng = b.rng
     L, W, H = rng.uniform(3, 8), rng.uniform(3, 6), rng.uniform(2.4, 3.0)
     b.stuff("plane", (L / 2, W / 2, 0), (0, 0, 0), _floor_material(rng), "floor")
-    b.stuff("plane", (L / 2, W / 2, 0), (0, 0, H), Material(_tone(rng, (0.93, 0.93, 0.9), 0.04)), "ceiling")
+    b.stuff(
+        "plane", (L / 2, W / 2, 0), (0, 0, H), Material(jitter_color(rng, (0.93, 0.93, 0.9), 0.04)), "ceiling"
+    )
     wall = _wall_material(rng)
     walls = [
         ((-L / 2, 0), 0.0, W),
@@ -203,11 +201,11 @@ def _street(b: _Builder, width: int, height: int) -> Camera:
     rng = b.rng
     road, walk, length = rng.uniform(6, 12), rng.uniform(2, 4), 160.0
     asphalt = Material(
-        _tone(rng, (0.3, 0.3, 0.32), 0.05), _tone(rng, (0.22, 0.22, 0.24), 0.03), "noise", 0.15
+        jitter_color(rng, (0.3, 0.3, 0.32), 0.05), jitter_color(rng, (0.22, 0.22, 0.24), 0.03), "noise", 0.15
     )
     b.stuff("plane", (road / 2, length / 2, 0), (0, length / 2 - 10, 0), asphalt, "road")
     paving = Material(
-        _tone(rng, (0.62, 0.6, 0.57), 0.06), _tone(rng, (0.5, 0.48, 0.45), 0.05), "checker", 0.6
+        jitter_color(rng, (0.62, 0.6, 0.57), 0.06), jitter_color(rng, (0.5, 0.48, 0.45), 0.05), "checker", 0.6
     )
     for side in (-1, 1):
         b.stuff(
@@ -221,7 +219,7 @@ def _street(b: _Builder, width: int, height: int) -> Camera:
         "plane",
         (150, 150, 0),
         (0, 60, -0.01),
-        Material(_tone(rng, (0.4, 0.5, 0.3), 0.1), (0.3, 0.35, 0.2), "noise", 1.0),
+        Material(jitter_color(rng, (0.4, 0.5, 0.3), 0.1), (0.3, 0.35, 0.2), "noise", 1.0),
         "ground",
     )
     for side in (-1, 1):  # buildings line both sides, facing the road

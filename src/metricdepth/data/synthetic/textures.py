@@ -13,6 +13,7 @@ Every texture blends a material's two colours with a weight w(p) ∈ [0, 1]:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,13 @@ class Material:
         if self.texture not in TEXTURES:
             raise ValueError(f"unknown texture {self.texture!r}; choose from {', '.join(TEXTURES)}")
 
+    @classmethod
+    def two_tone(
+        cls, color: tuple[float, float, float], darker: float, texture: str, scale: float
+    ) -> Material:
+        """``texture`` blending ``color`` into the same colour scaled by ``darker`` (0–1)."""
+        return cls(color, (darker * color[0], darker * color[1], darker * color[2]), texture, scale)
+
 
 _PERIOD = 32
 
@@ -58,16 +66,18 @@ def _fbm_table(dims: int, rng: np.random.Generator) -> Tensor:
     return torch.nn.functional.pad(0.65 * coarse + 0.35 * fine, pad, mode="circular")
 
 
-_RANDOM = np.random.default_rng(20241)
-_TABLES = {dims: _fbm_table(dims, _RANDOM) for dims in (2, 3)}
-"""Fixed noise tables (2-D for flat surfaces, 3-D for solids), shared by every call."""
+@functools.cache
+def _tables() -> dict[int, Tensor]:
+    """The fixed noise tables (2-D for flat surfaces, 3-D for solids), built on first use."""
+    rng = np.random.default_rng(20241)
+    return {dims: _fbm_table(dims, rng) for dims in (2, 3)}
 
 
 def value_noise(p: Tensor) -> Tensor:
     """Smooth two-octave noise in [0, 1) at (N, 2) or (N, 3) positions: feature size ≈ 1, period 32,
     one bi/trilinear lookup in a baked table (2-D is cheaper: use it on flat surfaces)."""
     dims = p.shape[-1]
-    table = _TABLES[dims].to(p.device)
+    table = _tables()[dims].to(p.device)
     cycles = p.to(torch.float32) * (1 / _PERIOD)
     grid = (cycles - torch.floor(cycles)) * 2 - 1  # position within the period, mapped to [-1, 1]
     sampled = torch.nn.functional.grid_sample(
