@@ -174,8 +174,8 @@ def test_nyu_labeled_official_split(nyu_mat):
     np.testing.assert_array_equal(sample["image"], images[4])
     np.testing.assert_array_equal(sample["depth"], depths[4])
     assert sample["valid"].all() and sample["depth"].dtype == np.float32
-    np.testing.assert_allclose(
-        sample["K"], [[518.8579, 0, 325.5824], [0, 519.4696, 253.7362], [0, 0, 1]], atol=1e-4
+    np.testing.assert_allclose(  # the toolbox's one-based cx, cy minus 1 (OpenCV convention)
+        sample["K"], [[518.8579, 0, 324.5824], [0, 519.4696, 252.7362], [0, 0, 1]], atol=1e-4
     )
     raw_sample = NYUv2Labeled(mat_path)[1]  # the default: raw Kinect depth, as BTS evaluates
     np.testing.assert_array_equal(raw_sample["depth"], raw[4])
@@ -429,7 +429,7 @@ def test_sunrgbd_scenes(tmp_path):
     expected_valid = (bfx > 0) & (bfx <= 8000)
     np.testing.assert_array_equal(sample["valid"], expected_valid)
     assert not sample["valid"][0, 0] and sample["valid"][0, 1] and sample["depth"][0, 0] == 8.0
-    np.testing.assert_allclose(sample["K"], [[520, 0, 4.5], [0, 521, 3.25], [0, 0, 1]])
+    np.testing.assert_allclose(sample["K"], [[520, 0, 3.5], [0, 521, 2.25], [0, 0, 1]])  # one-based - 1
     assert abs(int(sample["image"][3, 3, 0]) - 20) <= 2
     raw = SunRGBD(root / "SUNRGBD", depth="raw")
     raw_sample = raw[names.index("kv1/NYUdata/NYU0001")]

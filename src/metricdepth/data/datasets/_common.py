@@ -15,6 +15,7 @@ __all__ = [
     "crop_sample",
     "disparity_to_depth",
     "find_one",
+    "one_based_to_opencv",
     "pinhole",
     "read_matrix_txt",
     "read_npy_map",
@@ -83,6 +84,19 @@ def valid_depth(depth: np.ndarray) -> np.ndarray:
 def pinhole(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     """(3, 3) float64 intrinsics, pixels."""
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def one_based_to_opencv(K: np.ndarray) -> np.ndarray:
+    """(3, 3) float64 copy of a MATLAB-convention K (first pixel centre at (1, 1)) in OpenCV's (at (0, 0)).
+
+    Only the principal point moves: cx − 1, cy − 1 (fx, fy and skew do not depend on the origin).
+    """
+    K = np.array(K, dtype=np.float64)
+    if K.shape != (3, 3):
+        raise ValueError(f"K must be 3x3, got shape {K.shape}")
+    K[0, 2] -= 1.0
+    K[1, 2] -= 1.0
+    return K
 
 
 def read_split(path: str | os.PathLike) -> list[list[str]]:

@@ -15,6 +15,8 @@ Layout of the published ground truth (``booster_gt.zip``; the test split has no 
 One sample per image; depth Z = (baselineLR / 1000) · fx / d metres, fx and K from the rectified
 ``proj_matL`` (its left 3×3), falling back to ``mtxL``, as the Booster evaluation code reads them.
 ``valid`` = finite d > 0 and ``mask_00.png`` non-zero. Names are ``<scene>/camera_00/im<k>``.
+Source convention of K: OpenCV (the matrices are OpenCV FileStorage output of OpenCV's calibration and
+rectification, first pixel centre at (0, 0)): no conversion.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ finite and > 0; depth is 0 elsewhere. Depth is taken to be along the optical axi
 
 Intrinsics: the official devkit's ``intrinsics.txt`` gives the computational camera that cut every
 RGB-D crop from the scans, ``[fx, fy, cx, cy] = [886.81, 927.06, 512, 384]`` (fx and fy differ); it
-is every sample's K unless another ``K`` is passed. ``scene_type`` is ``"indoors"``, ``"outdoor"``
+is every sample's K unless another ``K`` is passed. Source convention: not documented by the devkit
+(cx, cy are W/2, H/2); taken as OpenCV's (zero-based pixel centres): no conversion; a ``K`` passed in
+must be in the OpenCV convention. ``scene_type`` is ``"indoors"``, ``"outdoor"``
 (the dataset's own folder names) or ``"all"``. Names are ``<scene_type>/scene_X/scan_X/<name>``.
 """
 

@@ -15,10 +15,11 @@ fit ``images/dslr_images_undistorted`` (whose per-camera sizes, e.g. 6205×4135,
 archive cannot be used here. Depth is Z along the optical axis in metres (the scans are metric).
 Invalid (inf, ≤ 0) pixels have depth 0 and ``valid`` False.
 
-Intrinsics: the pinhole part of each image's camera in ``dslr_calibration_jpg`` (fx, fy, and cx, cy
-moved by −0.5 from COLMAP's pixel-corner origin to OpenCV's pixel-centre one). The images keep their
-mild fisheye/thin-prism distortion, which K does not describe. Without the calibration files there
-is no K. Names are ``<scene>/DSC_XXXX``.
+Intrinsics: the pinhole part of each image's camera in ``dslr_calibration_jpg``. Source convention:
+COLMAP, whose origin is the image's top-left corner, so the first pixel's centre is at (0.5, 0.5).
+Conversion to OpenCV (first pixel centre at (0, 0)): cx − 0.5, cy − 0.5; fx, fy unchanged. The
+images keep their mild fisheye/thin-prism distortion, which K does not describe. Without the
+calibration files there is no K. Names are ``<scene>/DSC_XXXX``.
 """
 
 from __future__ import annotations

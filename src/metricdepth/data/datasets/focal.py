@@ -4,7 +4,7 @@ Layout: any folder; images (``metricdepth.io.images.IMAGE_EXTENSIONS``, case-ins
 searched recursively. The ground truth is EXIF ``FocalLengthIn35mmFilm`` (tag 0xA405, in the Exif
 sub-IFD 0x8769, or the base IFD), converted as in :func:`metricdepth.camera.focal_from_35mm`:
 f_px = f35 · √(W² + H²) / √(36² + 24²), with W × H the upright image size (the diagonal, so EXIF
-rotation does not change it). No depth, no split. Images without a usable value (absent, zero,
+rotation does not change it). No depth, no K, no split. Images without a usable value (absent, zero,
 unreadable EXIF or file) are skipped and listed in ``skipped``. Names: the path relative to ``root``
 without extension.
 """

@@ -4,7 +4,8 @@ For every image ``NAME.{jpg,png,...}`` (searched recursively, skipping depth fil
 the first that exists of ``NAME_depth.npy`` / ``NAME.npy`` (float metres), ``NAME_depth.npz``
 (key ``depth``, as written by ``metricdepth predict``) or ``NAME_depth.png`` (16-bit; scale from its
 ``depth_scale`` text chunk, else millimetres). ``NAME.json`` may give ``K`` (3×3) or ``fx``/``fy``/
-``cx``/``cy`` or ``focal_px``. Depth ≤ 0 or non-finite is invalid.
+``cx``/``cy`` or ``focal_px``, in the OpenCV convention (first pixel centre at (0, 0), as metricdepth's
+own intrinsics JSON writes it): taken as given, no conversion. Depth ≤ 0 or non-finite is invalid.
 
 The ``.npz`` may also hold per-pixel ``valid``, ``instance``, ``semantic`` and ``mask`` arrays, and
 the JSON ``fov_deg``, ``family``, ``instance_class`` and ``captions``: all of them become sample

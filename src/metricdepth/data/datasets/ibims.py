@@ -12,8 +12,9 @@ transparent surfaces, so ``valid`` = depth finite and > 0 and both masks non-zer
 
 Intrinsics: ``calib`` is MATLAB's transposed layout with one-based pixel coordinates (the official
 script reads fx = calib[0,0], fy = calib[1,1], cx = calib[2,0], cy = calib[2,1] and projects pixel
-columns 1…640); K is converted to the OpenCV convention, cx − 1 and cy − 1. A calib already in
-OpenCV layout (cx in [0,2]) is taken as it is. ``sample["edges"]`` is the ground-truth depth-edge map
+columns 1…640). Source convention: MATLAB, one-based (first pixel centre at (1, 1)). Conversion to
+OpenCV (first pixel centre at (0, 0)): cx − 1, cy − 1. A calib already in OpenCV layout (cx in [0,2])
+is taken as it is. ``sample["edges"]`` is the ground-truth depth-edge map
 (bool) used by the depth boundary error. Names are the .mat stems.
 """
 
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..sample import Sample
-from ._common import pinhole, read_split, require_dir, require_same_size, valid_depth
+from ._common import one_based_to_opencv, pinhole, read_split, require_dir, require_same_size, valid_depth
 
 __all__ = ["IBims1", "ibims_intrinsics"]
 
@@ -38,7 +39,7 @@ def ibims_intrinsics(calib: np.ndarray) -> np.ndarray:
     if calib.shape != (3, 3):
         raise ValueError(f"iBims-1 calib must be 3x3, got {calib.shape}")
     if calib[0, 2] == 0 and calib[1, 2] == 0:  # [fx 0 0; s fy 0; cx cy 1], one-based
-        return pinhole(calib[0, 0], calib[1, 1], calib[2, 0] - 1.0, calib[2, 1] - 1.0)
+        return one_based_to_opencv(pinhole(calib[0, 0], calib[1, 1], calib[2, 0], calib[2, 1]))
     return calib.copy()
 
 

@@ -14,6 +14,9 @@ Depth: 16-bit PNG, metres = value / 256, 0 = no measurement (``valid`` False).
 Intrinsics: ``P_rect_02`` (``P_rect_03`` for image_03) of the drive date's ``calib_cam_to_cam.txt``, a
 3×4 projection matrix read row-major: fx = P[0,0], fy = P[1,1], cx = P[0,2], cy = P[1,2]. If that file
 is missing, the split file's focal column (e.g. 721.5377) becomes ``focal_px`` and there is no K.
+Source convention: zero-based pixel coordinates with pixel centres at integers (the KITTI devkits give
+image positions, e.g. the object benchmark's 2-D boxes that ``P_rect`` projections match, as 0-based
+indices), i.e. already OpenCV: no conversion.
 
 Split: BTS's ``eigen_test_files_with_gt.txt`` (697 lines of the Eigen test split, 652 with ground
 truth), one ``<image> <groundtruth|None> <focal>`` per line, the image path with or without the leading

@@ -1,7 +1,7 @@
 """Image + foreground mask sets for boundary recall: DIS5K, AM-2k, P3M-10k and any folder pair.
 
-Samples carry no depth: ``name``, ``image`` and ``mask``, a float32 alpha in [0, 1] (8-bit PNG / 255;
-binary 0/255 masks give exactly 0 and 1; 16-bit PNGs / 65535). Boundary recall thresholds it
+Samples carry no depth and no K: ``name``, ``image`` and ``mask``, a float32 alpha in [0, 1] (8-bit
+PNG / 255; binary 0/255 masks give exactly 0 and 1; 16-bit PNGs / 65535). Boundary recall thresholds it
 (Depth Pro's ``SI_boundary_Recall`` uses alpha > 0.1). A mask must have the image's size.
 
 Layouts, as published (``root`` is the dataset folder, or the folder that contains it):

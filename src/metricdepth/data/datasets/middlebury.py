@@ -5,6 +5,10 @@ pixels, ``inf`` where unknown; ``disp0GT.pfm`` in some releases) and ``calib.txt
 (``cam0=[f 0 cx; 0 f cy; 0 0 1]``, ``doffs``, ``baseline`` in mm, ``width``, ``height``, ...).
 
 Depth along the optical axis: Z = baseline · f / (d + doffs), with baseline converted to metres.
+
+Intrinsics: ``cam0``. Source convention: calib.txt does not state a pixel origin; it is taken as
+OpenCV's (zero-based, pixel centres at integer coordinates, as the disparity maps index pixels): no
+conversion.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ dropped (the devkit's extra 1-pixel margin, a plotting choice, is not applied). 
 fall in one pixel the nearest is kept. Depth is camera z in metres, 0 elsewhere; valid = depth > 0.
 
 Intrinsics: ``calibrated_sensor.camera_intrinsic`` of the chosen camera (images come undistorted).
+Source convention: zero-based, pixel centres at integer coordinates (the devkit projects with it onto
+zero-based pixel positions), i.e. already OpenCV: no conversion.
 
 Split: every keyframe sample of the version by default; ``split`` restricts it to scenes by name
 (``scene.name``, e.g. ``scene-0103``), given as a list of names or a text file with one name per line.

@@ -23,7 +23,10 @@ Two layouts are read:
 
 Depth is Z along the optical axis in metres; invalid (0 or non-finite) pixels have ``valid`` False.
 Intrinsics (both readers): the RGB camera's calibration in the NYU toolbox ``camera_params.m``
-(fx 518.8579, fy 519.4696, cx 325.5824, cy 253.7362 for the 640×480 frames).
+(fx 518.8579, fy 519.4696, cx 325.5824, cy 253.7362 for the 640×480 frames). Source convention: MATLAB,
+one-based (a MATLAB calibration, used by the toolbox on pixel indices 1…640 / 1…480, first pixel
+centre at (1, 1)). Conversion to OpenCV (first pixel centre at (0, 0)): cx − 1, cy − 1, so
+:data:`NYU_K` holds cx 324.5824, cy 252.7362; fx, fy unchanged.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import numpy as np
 
 from ..sample import Sample
 from ._common import (
+    one_based_to_opencv,
     pinhole,
     read_png_depth,
     read_rgb,
@@ -47,8 +51,11 @@ from ._common import (
 
 __all__ = ["NYU_K", "NYUv2Folder", "NYUv2Labeled"]
 
-NYU_K = pinhole(5.1885790117450188e02, 5.1946961112127485e02, 3.2558244941119034e02, 2.5373616633400465e02)
-"""The Kinect RGB camera intrinsics of NYU Depth V2 (toolbox ``camera_params.m``), 640×480 pixels."""
+NYU_K = one_based_to_opencv(
+    pinhole(5.1885790117450188e02, 5.1946961112127485e02, 3.2558244941119034e02, 2.5373616633400465e02)
+)
+"""The Kinect RGB camera intrinsics of NYU Depth V2 (toolbox ``camera_params.m``), 640×480 pixels,
+in the OpenCV convention (the toolbox's one-based cx, cy minus 1)."""
 
 _SPLIT_KEYS = {"train": "trainNdxs", "test": "testNdxs"}
 

@@ -15,7 +15,9 @@ Sintel has no calibrated metric scale; like the depth benchmarks that use it, th
 one Blender unit as one metre (scenes are modelled at roughly human scale). There is no invalid
 marker: every finite positive value is valid, including very distant sky, so an evaluation cap
 (e.g. 70 m) is the protocol's job. ``K`` is M from the frame's .cam file (it changes within the
-zooming shots). Names are ``<scene>/frame_XXXX``.
+zooming shots). Source convention: zero-based pixel centres (the files put the principal point at
+cx 511.5, cy 217.5 for the 1024×436 frames, the image centre in that convention), i.e. already OpenCV:
+no conversion. Names are ``<scene>/frame_XXXX``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ from a Blender bug. Depth Z = fx · 0.065 / d: the rig is orthoparallel with a 0
 (FAQ). Disparity 0, NaN or negative gives depth 0 and ``valid`` False (sky is thus excluded, not
 infinite). A disparity map already at image resolution is accepted as is.
 
+Intrinsics: the frame's line of ``intrinsics.txt``. Source convention: not documented by the
+dataset; taken as OpenCV's (zero-based, pixel centres at integer coordinates): no conversion.
+
 Names are ``<scene>/frame_<eye>/frame_<eye>_XXXX``.
 """
 

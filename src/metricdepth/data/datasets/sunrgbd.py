@@ -13,7 +13,10 @@ toolbox value 8.0 in ``depth`` but are marked not ``valid`` (their true depth is
 SUN RGB-D loader likewise drops depth > 8 m); 0 is no measurement. ``depth="bfx"`` (default) reads
 ``depth_bfx``, ``depth="raw"`` reads ``depth``.
 
-Intrinsics: the scene's ``intrinsics.txt``.
+Intrinsics: the scene's ``intrinsics.txt`` (``[fx 0 cx; 0 fy cy; 0 0 1]``). Source convention: MATLAB,
+one-based: the toolbox back-projects pixel columns/rows 1…W / 1…H with it (``read3dPoints.m``
+meshgrids from 1), so the first pixel centre is at (1, 1). Conversion to OpenCV (first pixel centre at
+(0, 0)): cx − 1, cy − 1; fx, fy unchanged.
 
 Split (optional): a text file of scene paths, one per line, relative to the folder holding ``SUNRGBD``
 (or anything ending in that path, e.g. the toolbox's ``/n/fs/sun3d/data/SUNRGBD/kv2/...`` prefix:
@@ -30,6 +33,7 @@ import numpy as np
 
 from ..sample import Sample
 from ._common import (
+    one_based_to_opencv,
     read_matrix_txt,
     read_png_raw,
     read_rgb,
@@ -134,5 +138,5 @@ class SunRGBD:
             image=image,
             depth=depth,
             valid=valid,
-            K=read_matrix_txt(scene / "intrinsics.txt"),
+            K=one_based_to_opencv(read_matrix_txt(scene / "intrinsics.txt")),
         )

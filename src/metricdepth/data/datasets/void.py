@@ -10,6 +10,8 @@ Depth: 16-bit PNG, metres = value / 256, 0 = no measurement (``valid`` False), a
 ``data_utils.load_depth`` decodes it.
 
 Intrinsics: ``<sequence>/K.txt``, a 3×3 matrix as whitespace-separated text (``np.loadtxt`` form).
+Source convention: zero-based pixel centres (the RealSense D435i calibration; librealsense puts pixel
+[0, 0] at the centre of the top-left pixel), i.e. already OpenCV: no conversion.
 
 Split: the official ``test_image.txt`` (800 frames of 8 test sequences), one image path per line
 relative to the folder holding ``void_1500`` (``void_1500/data/desktop2/image/1552625295.7828.png``);

@@ -1,0 +1,117 @@
+"""Conventions every benchmark reader must share: OpenCV intrinsics, stored pixel order, EXIF focal,
+and errors that name a corrupt ground-truth file."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from metricdepth.data import validate_sample
+from metricdepth.data.datasets import ETH3D, NYUv2Folder, SunRGBD
+from metricdepth.data.datasets._common import one_based_to_opencv
+from metricdepth.data.datasets.eth3d import read_colmap_cameras
+from metricdepth.data.datasets.nyu import NYU_K
+
+H, W = 6, 8
+
+
+def save_rgb(path, rgb=None, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb if rgb is not None else np.full((H, W, 3), 100, np.uint8)).save(path, **kwargs)
+
+
+def save_png16(path, values):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(values, dtype=np.uint16)).save(path)
+
+
+def sun_encode(millimetres):
+    """SUN RGB-D storage: millimetres rotated left by 3 bits in 16 bits."""
+    mm = np.asarray(millimetres, dtype=np.uint32)
+    return (((mm << 3) | (mm >> 13)) & 0xFFFF).astype(np.uint16)
+
+
+def write_sun_scene(root, intrinsics, image=None, image_name="0000103.jpg"):
+    scene = root / "SUNRGBD" / "kv1" / "NYUdata" / "NYU0001"
+    save_rgb(scene / "image" / image_name, image, quality=100)
+    height, width = image.shape[:2] if image is not None else (H, W)
+    save_png16(
+        scene / "depth_bfx" / f"{image_name.rsplit('.', 1)[0]}.png",
+        sun_encode(np.full((height, width), 2000)),
+    )
+    (scene / "intrinsics.txt").write_text(intrinsics)
+    return scene
+
+
+# ------------------------------------------------------------------------------ 1. OpenCV intrinsics
+
+
+def test_one_based_to_opencv_moves_only_the_principal_point():
+    K = np.array([[500.0, 0.5, 320.0], [0, 510.0, 240.0], [0, 0, 1]])
+    converted = one_based_to_opencv(K)
+    np.testing.assert_array_equal(converted, [[500.0, 0.5, 319.0], [0, 510.0, 239.0], [0, 0, 1]])
+    assert K[0, 2] == 320.0  # the input is not modified
+    with pytest.raises(ValueError, match="3x3"):
+        one_based_to_opencv(np.eye(2))
+
+
+def test_sunrgbd_intrinsics_are_converted_from_the_toolbox_one_based_convention(tmp_path):
+    # The toolbox's NYU-sensor intrinsics.txt (fx fy cx cy of kv1 scenes).
+    write_sun_scene(tmp_path, "518.857901 0 325.582449\n0 519.469611 253.736166\n0 0 1\n")
+    sample = validate_sample(SunRGBD(tmp_path)[0])
+    np.testing.assert_allclose(
+        sample["K"], [[518.857901, 0, 324.582449], [0, 519.469611, 252.736166], [0, 0, 1]], rtol=0, atol=1e-12
+    )
+    # The same ray: the toolbox back-projects one-based pixel u1 = u0 + 1 as (u1 - cx) / fx.
+    toolbox_cx, toolbox_cy = 325.582449, 253.736166
+    u0, v0 = np.meshgrid(np.arange(W), np.arange(H))
+    K = sample["K"]
+    np.testing.assert_allclose((u0 - K[0, 2]) / K[0, 0], (u0 + 1 - toolbox_cx) / 518.857901, atol=1e-12)
+    np.testing.assert_allclose((v0 - K[1, 2]) / K[1, 1], (v0 + 1 - toolbox_cy) / 519.469611, atol=1e-12)
+
+
+def test_nyu_intrinsics_are_the_toolbox_values_minus_one(tmp_path):
+    toolbox = (5.1885790117450188e02, 5.1946961112127485e02, 3.2558244941119034e02, 2.5373616633400465e02)
+    np.testing.assert_array_equal(
+        NYU_K, [[toolbox[0], 0, toolbox[2] - 1], [0, toolbox[1], toolbox[3] - 1], [0, 0, 1]]
+    )
+    test = tmp_path / "official_splits" / "test"
+    save_rgb(test / "bathroom" / "rgb_00045.jpg", np.full((480, 640, 3), 90, np.uint8))
+    save_png16(test / "bathroom" / "sync_depth_00045.png", np.full((480, 640), 2500))
+    sample = validate_sample(NYUv2Folder(tmp_path)[0])
+    assert sample["K"][0, 2] == pytest.approx(324.58244941119034, abs=1e-12)
+    assert sample["K"][1, 2] == pytest.approx(252.73616633400465, abs=1e-12)
+
+
+COLMAP_CAMERAS = """# Camera list with one line of data per camera:
+1 PINHOLE 8 6 3410.5 3409.5 4.0 3.0
+2 SIMPLE_RADIAL 8 6 3300 4.5 3.5 0.01
+"""
+COLMAP_IMAGES = """# Image list with two lines of data per image:
+1 1 0 0 0 0 0 0 1 dslr_images/DSC_0001.JPG
+1.5 2.5 -1
+2 1 0 0 0 0 0 0 2 dslr_images/DSC_0002.JPG
+
+"""
+
+
+def test_eth3d_intrinsics_move_from_colmap_pixel_corner_origin(tmp_path):
+    scene = tmp_path / "courtyard"
+    for name in ("DSC_0001.JPG", "DSC_0002.JPG"):
+        save_rgb(scene / "images" / "dslr_images" / name)
+        depth_path = scene / "ground_truth_depth" / "dslr_images" / name
+        depth_path.parent.mkdir(parents=True, exist_ok=True)
+        np.full((H, W), 3.0, "<f4").tofile(depth_path)
+    (scene / "dslr_calibration_jpg").mkdir()
+    (scene / "dslr_calibration_jpg" / "cameras.txt").write_text(COLMAP_CAMERAS)
+    (scene / "dslr_calibration_jpg" / "images.txt").write_text(COLMAP_IMAGES)
+    dataset = ETH3D(tmp_path)
+    first, second = validate_sample(dataset[0]), validate_sample(dataset[1])
+    np.testing.assert_array_equal(first["K"], [[3410.5, 0, 3.5], [0, 3409.5, 2.5], [0, 0, 1]])
+    np.testing.assert_array_equal(second["K"], [[3300, 0, 4.0], [0, 3300, 3.0], [0, 0, 1]])
+    # A point COLMAP projects onto the image's exact centre (W/2, H/2 from the corner) lands on the
+    # OpenCV centre ((W-1)/2, (H-1)/2) with the converted K.
+    K_colmap = np.array([[3410.5, 0, 4.0], [0, 3409.5, 3.0], [0, 0, 1]])
+    point = np.linalg.inv(K_colmap) @ np.array([W / 2, H / 2, 1.0]) * 7.0
+    projected = first["K"] @ point
+    np.testing.assert_allclose(projected[:2] / projected[2], [(W - 1) / 2, (H - 1) / 2], atol=1e-9)
+    assert read_colmap_cameras(scene / "dslr_calibration_jpg" / "cameras.txt")[1][0][0, 2] == 3.5
