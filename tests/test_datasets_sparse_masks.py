@@ -431,7 +431,7 @@ def test_exif_focal_folder(tmp_path, data_dir):
     a, leuven, b = (validate_sample(ds[i]) for i in range(3))
     assert a["name"] == "a" and a["image"].shape == (30, 40, 3) and set(a) == {"name", "image", "focal_px"}
     assert a["focal_px"] == pytest.approx(26 * math.hypot(40, 30) / math.hypot(36, 24), rel=1e-12)
-    assert b["name"] == "trip/b" and b["image"].shape == (30, 20, 3)  # orientation 6: shown upright
+    assert b["name"] == "trip/b" and b["image"].shape == (20, 30, 3)  # orientation 6: stored order kept
     assert b["focal_px"] == pytest.approx(50 * math.hypot(20, 30) / math.hypot(36, 24), rel=1e-12)
     assert leuven["image"].shape == (563, 751, 3)
     assert leuven["focal_px"] == pytest.approx(29 * math.hypot(751, 563) / math.hypot(36, 24), rel=1e-12)

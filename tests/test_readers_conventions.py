@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from metricdepth import load_image
 from metricdepth.data import validate_sample
-from metricdepth.data.datasets import ETH3D, NYUv2Folder, SunRGBD
-from metricdepth.data.datasets._common import one_based_to_opencv
+from metricdepth.data.datasets import ETH3D, FolderDataset, MaskFolder, NYUv2Folder, SunRGBD
+from metricdepth.data.datasets._common import one_based_to_opencv, read_rgb
 from metricdepth.data.datasets.eth3d import read_colmap_cameras
 from metricdepth.data.datasets.nyu import NYU_K
 
@@ -115,3 +116,63 @@ def test_eth3d_intrinsics_move_from_colmap_pixel_corner_origin(tmp_path):
     projected = first["K"] @ point
     np.testing.assert_allclose(projected[:2] / projected[2], [(W - 1) / 2, (H - 1) / 2], atol=1e-9)
     assert read_colmap_cameras(scene / "dslr_calibration_jpg" / "cameras.txt")[1][0][0, 2] == 3.5
+
+
+# ---------------------------------------------------------------------- 2. stored pixel order
+
+
+def exif_bytes(orientation=None, focal_35mm=None) -> bytes:
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    if focal_35mm is not None:
+        exif.get_ifd(0x8769)[0xA405] = focal_35mm
+    return exif.tobytes()
+
+
+def pattern(height=H, width=W):
+    """(H, W, 3) uint8 with a different value in every pixel of the first channel (orientation-revealing)."""
+    y, x = np.mgrid[:height, :width]
+    return np.stack([y * width + x, 255 - y * 20, x * 30], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_rotated_exif_image_is_read_in_stored_order(tmp_path, suffix):
+    path = tmp_path / f"photo{suffix}"
+    save_rgb(
+        path, pattern(), exif=exif_bytes(orientation=6), **({"quality": 100} if suffix == ".jpg" else {})
+    )
+    assert load_image(path).rgb.shape == (W, H, 3)  # the tag is there: upright loading would rotate it
+    rgb = read_rgb(path)
+    assert rgb.shape == (H, W, 3)
+    if suffix == ".png":
+        np.testing.assert_array_equal(rgb, pattern())
+
+
+def test_folder_reader_keeps_stored_order_of_a_rotated_image(tmp_path):
+    save_rgb(tmp_path / "a.png", pattern(), exif=exif_bytes(orientation=6))
+    depth = np.arange(1, H * W + 1, dtype=np.float32).reshape(H, W)
+    np.save(tmp_path / "a_depth.npy", depth)
+    sample = validate_sample(FolderDataset(tmp_path)[0])
+    assert sample["image"].shape == (H, W, 3) == (*depth.shape, 3)
+    np.testing.assert_array_equal(sample["image"], pattern())
+    np.testing.assert_array_equal(sample["depth"], depth)
+
+
+def test_sunrgbd_and_mask_readers_keep_stored_order_of_rotated_images(tmp_path):
+    image = pattern()
+    write_sun_scene(tmp_path, "5 0 4\n0 5 3\n0 0 1\n", image=image)
+    scene = tmp_path / "SUNRGBD" / "kv1" / "NYUdata" / "NYU0001"
+    save_rgb(scene / "image" / "0000103.jpg", image, quality=100, exif=exif_bytes(orientation=6))
+    sample = validate_sample(SunRGBD(tmp_path)[0])
+    assert sample["image"].shape == (H, W, 3) and sample["depth"].shape == (H, W)
+    with Image.open(scene / "image" / "0000103.jpg") as jpeg:  # the decoded pixels, as stored
+        np.testing.assert_array_equal(sample["image"], np.asarray(jpeg.convert("RGB")))
+
+    save_rgb(tmp_path / "im" / "x.png", image, exif=exif_bytes(orientation=8))
+    mask = np.zeros((H, W), np.uint8)
+    mask[:, : W // 2] = 255
+    save_rgb(tmp_path / "gt" / "x.png", np.repeat(mask[..., None], 3, axis=2))
+    masked = MaskFolder(tmp_path / "im", tmp_path / "gt")[0]
+    np.testing.assert_array_equal(masked["image"], image)
+    np.testing.assert_array_equal(masked["mask"], mask / 255.0)

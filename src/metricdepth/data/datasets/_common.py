@@ -1,4 +1,8 @@
-"""Small pieces every benchmark reader shares: depth decoding, intrinsics, split files, crops."""
+"""Small pieces every benchmark reader shares: image and depth decoding, intrinsics, split files, crops.
+
+Images are read in their stored pixel order (EXIF orientation is not applied), the order ground truth
+is stored in, so depth, masks and K stay aligned with them.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ __all__ = [
     "find_one",
     "one_based_to_opencv",
     "pinhole",
+    "read_image",
     "read_matrix_txt",
     "read_npy_map",
     "read_png_depth",
@@ -29,12 +34,32 @@ __all__ = [
     "resolve_listed",
     "select_names",
     "valid_depth",
+    "with_exif_focal",
 ]
 
 
-def read_rgb(path: str | os.PathLike, upright: bool = True) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, EXIF-rotated unless ``upright`` is False; ``ImageLoadError`` names the file."""
-    return load_image(path, upright=upright).rgb
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, float | None]:
+    """A dataset image as ``(rgb, exif_focal_px)``; ``ImageLoadError`` names the file.
+
+    ``rgb`` is (H, W, 3) uint8 in the file's stored pixel order: EXIF orientation is *not* applied, since
+    ground truth (depth, masks, K) is stored in that order. ``exif_focal_px`` is the EXIF 35 mm-equivalent
+    focal length in pixels (:attr:`metricdepth.io.images.LoadedImage.focal_px`, from the image diagonal,
+    so the same in stored and upright order), or None when the file carries none.
+    """
+    loaded = load_image(path, upright=False)
+    return loaded.rgb, loaded.focal_px
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8 RGB in stored pixel order (no EXIF rotation); ``ImageLoadError`` names the file."""
+    return read_image(path)[0]
+
+
+def with_exif_focal(sample: Sample, exif_focal_px: float | None) -> Sample:
+    """``sample`` with ``exif_focal_px`` (float, pixels) set when the image file gave one; returns it."""
+    if exif_focal_px is not None:
+        sample["exif_focal_px"] = float(exif_focal_px)  # type: ignore[typeddict-unknown-key]
+    return sample
 
 
 def read_png_depth(path: str | os.PathLike, scale: float) -> np.ndarray:

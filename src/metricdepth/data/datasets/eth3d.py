@@ -168,7 +168,7 @@ class ETH3D:
 
     def __getitem__(self, index: int) -> Sample:
         scene, image_path, depth_path = self.items[index]
-        image = read_rgb(image_path, upright=False)  # the depth is stored in the file's pixel order
+        image = read_rgb(image_path)  # stored pixel order, like the depth
         height, width = image.shape[:2]
         depth = read_eth3d_depth(depth_path, height, width).astype(np.float32, copy=False)
         valid = valid_depth(depth)

@@ -3,10 +3,10 @@
 Layout: any folder; images (``metricdepth.io.images.IMAGE_EXTENSIONS``, case-insensitive) are
 searched recursively. The ground truth is EXIF ``FocalLengthIn35mmFilm`` (tag 0xA405, in the Exif
 sub-IFD 0x8769, or the base IFD), converted as in :func:`metricdepth.camera.focal_from_35mm`:
-f_px = f35 · √(W² + H²) / √(36² + 24²), with W × H the upright image size (the diagonal, so EXIF
-rotation does not change it). No depth, no K, no split. Images without a usable value (absent, zero,
-unreadable EXIF or file) are skipped and listed in ``skipped``. Names: the path relative to ``root``
-without extension.
+f_px = f35 · √(W² + H²) / √(36² + 24²), with W × H the image size (the diagonal, so EXIF rotation
+does not change it). The image is returned in stored pixel order (no EXIF rotation), as by every
+reader. No depth, no K, no split. Images without a usable value (absent, zero, unreadable EXIF or
+file) are skipped and listed in ``skipped``. Names: the path relative to ``root`` without extension.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class ExifFocalFolder:
 
     def __getitem__(self, index: int) -> Sample:
         path = self.items[index]
-        loaded = load_image(path)
+        loaded = load_image(path, upright=False)  # stored order, as every reader
         if loaded.focal_px is None:
             raise ValueError(f"{path}: no EXIF FocalLengthIn35mmFilm")
         return Sample(

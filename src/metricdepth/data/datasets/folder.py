@@ -73,7 +73,7 @@ class FolderDataset:
 
     def __getitem__(self, index: int) -> Sample:
         image_path, depth_path = self.items[index]
-        loaded = load_image(image_path)
+        loaded = load_image(image_path, upright=False)  # stored order, like the depth
         depth, pixel_fields = _read_depth(depth_path)
         require_same_size(depth_path, depth, loaded.rgb, "depth")
         sample = Sample(

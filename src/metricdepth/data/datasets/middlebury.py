@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...io.images import load_image
 from ...io.pfm import read_pfm
 from ..sample import Sample
-from ._common import disparity_to_depth, require_same_size
+from ._common import disparity_to_depth, read_rgb, require_same_size
 
 __all__ = ["Middlebury2014", "middlebury_calibration"]
 
@@ -72,7 +71,7 @@ class Middlebury2014:
         K = np.asarray(calib["cam0"], dtype=np.float64)
         baseline_m = float(calib["baseline"]) / 1000.0
         depth, valid = disparity_to_depth(disparity + float(calib["doffs"]), K[0, 0], baseline_m)
-        image = load_image(scene / "im0.png").rgb
+        image = read_rgb(scene / "im0.png")
         require_same_size(disparity_file, depth, image, "disparity")
         return Sample(
             name=scene.name if scene == self.root else scene.relative_to(self.root).as_posix(),
