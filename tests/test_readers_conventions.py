@@ -7,8 +7,16 @@ from PIL import Image
 
 from metricdepth import load_image
 from metricdepth.data import validate_sample
-from metricdepth.data.datasets import ETH3D, FolderDataset, MaskFolder, NYUv2Folder, SunRGBD
-from metricdepth.data.datasets._common import one_based_to_opencv, read_rgb
+from metricdepth.data.datasets import (
+    ETH3D,
+    ExifFocalFolder,
+    FolderDataset,
+    MaskFolder,
+    NYUv2Folder,
+    SunRGBD,
+    Void,
+)
+from metricdepth.data.datasets._common import one_based_to_opencv, read_image, read_rgb
 from metricdepth.data.datasets.eth3d import read_colmap_cameras
 from metricdepth.data.datasets.nyu import NYU_K
 
@@ -176,3 +184,77 @@ def test_sunrgbd_and_mask_readers_keep_stored_order_of_rotated_images(tmp_path):
     masked = MaskFolder(tmp_path / "im", tmp_path / "gt")[0]
     np.testing.assert_array_equal(masked["image"], image)
     np.testing.assert_array_equal(masked["mask"], mask / 255.0)
+
+
+# -------------------------------------------------------------------------- 3. exif_focal_px
+
+
+def focal_35mm_to_px(focal_35mm, width, height):
+    return focal_35mm * np.hypot(width, height) / np.hypot(36, 24)
+
+
+def test_read_image_returns_stored_order_and_the_exif_focal(tmp_path):
+    save_rgb(tmp_path / "a.jpg", pattern(), exif=exif_bytes(orientation=6, focal_35mm=26))
+    save_rgb(tmp_path / "b.png", pattern())
+    rgb, focal = read_image(tmp_path / "a.jpg")
+    assert rgb.shape == (H, W, 3)
+    assert focal == pytest.approx(focal_35mm_to_px(26, W, H), rel=1e-12)
+    assert focal == pytest.approx(load_image(tmp_path / "a.jpg").focal_px, rel=1e-12)  # rotation-invariant
+    rgb, focal = read_image(tmp_path / "b.png")
+    assert focal is None
+    np.testing.assert_array_equal(rgb, pattern())
+
+
+def test_folder_reader_exif_focal_is_metadata_not_ground_truth(tmp_path):
+    depth = np.full((H, W), 2.0, np.float32)
+    for name in ("exif_only", "exif_and_json", "plain"):
+        exif = exif_bytes(focal_35mm=35) if name != "plain" else exif_bytes()
+        save_rgb(tmp_path / f"{name}.jpg", pattern(), exif=exif, quality=100)
+        np.save(tmp_path / f"{name}_depth.npy", depth)
+    (tmp_path / "exif_and_json.json").write_text('{"focal_px": 123.0}')
+    dataset = FolderDataset(tmp_path)
+    samples = {dataset[i]["name"]: validate_sample(dataset[i]) for i in range(len(dataset))}
+    expected = focal_35mm_to_px(35, W, H)
+    exif_only = samples["exif_only"]
+    assert "focal_px" not in exif_only and "K" not in exif_only  # EXIF is not ground truth
+    assert exif_only["exif_focal_px"] == pytest.approx(expected, rel=1e-12)
+    assert isinstance(exif_only["exif_focal_px"], float)
+    both = samples["exif_and_json"]
+    assert both["focal_px"] == 123.0 and both["exif_focal_px"] == pytest.approx(expected, rel=1e-12)
+    assert "exif_focal_px" not in samples["plain"] and "focal_px" not in samples["plain"]
+
+
+def test_benchmark_readers_set_exif_focal_only_when_the_file_has_one(tmp_path):
+    image = pattern(480, 640)
+    scene = write_sun_scene(tmp_path / "sun", "5 0 4\n0 5 3\n0 0 1\n", image=image)
+    sun = SunRGBD(tmp_path / "sun")
+    assert "exif_focal_px" not in sun[0]
+    save_rgb(scene / "image" / "0000103.jpg", image, exif=exif_bytes(focal_35mm=28))
+    assert sun[0]["exif_focal_px"] == pytest.approx(focal_35mm_to_px(28, 640, 480), rel=1e-12)
+
+    test = tmp_path / "nyu" / "official_splits" / "test"
+    save_rgb(test / "office" / "rgb_00001.jpg", image, exif=exif_bytes(focal_35mm=30))
+    save_png16(test / "office" / "sync_depth_00001.png", np.full((480, 640), 2500))
+    nyu = NYUv2Folder(tmp_path / "nyu")[0]
+    assert nyu["exif_focal_px"] == pytest.approx(focal_35mm_to_px(30, 640, 480), rel=1e-12)
+    assert nyu["K"][0, 0] == NYU_K[0, 0]  # the dataset's K stays the ground truth
+
+    data = tmp_path / "void" / "data" / "seq"
+    save_rgb(data / "image" / "1.5.png", pattern(), exif=exif_bytes(focal_35mm=24))
+    save_png16(data / "ground_truth" / "1.5.png", np.full((H, W), 512))
+    np.savetxt(data / "K.txt", np.eye(3))
+    void = Void(tmp_path / "void")[0]
+    assert void["exif_focal_px"] == pytest.approx(focal_35mm_to_px(24, W, H), rel=1e-12)
+
+    save_rgb(tmp_path / "im" / "x.png", pattern(), exif=exif_bytes(focal_35mm=50))
+    save_rgb(tmp_path / "gt" / "x.png", np.zeros((H, W, 3), np.uint8))
+    masked = MaskFolder(tmp_path / "im", tmp_path / "gt")[0]
+    assert masked["exif_focal_px"] == pytest.approx(focal_35mm_to_px(50, W, H), rel=1e-12)
+
+
+def test_focal_benchmark_keeps_focal_px_as_its_ground_truth(tmp_path):
+    save_rgb(tmp_path / "a.jpg", pattern(), exif=exif_bytes(orientation=6, focal_35mm=26))
+    sample = ExifFocalFolder(tmp_path)[0]
+    assert sample["image"].shape == (H, W, 3)
+    assert sample["focal_px"] == pytest.approx(focal_35mm_to_px(26, W, H), rel=1e-12)
+    assert "exif_focal_px" not in sample  # the ground truth is not also handed out as an input

@@ -5,6 +5,13 @@ Depth: :class:`Middlebury2014`, :class:`Booster`, :class:`ETH3D`, :class:`NuScen
 :class:`NYUv2Folder`, :class:`KittiEigen`, :class:`Void`, :class:`FolderDataset` (your own data).
 Masks for boundary recall: :class:`DIS5K`, :class:`AM2k`, :class:`P3M10k`, :class:`MaskFolder`.
 Focal length: :class:`ExifFocalFolder`. Evaluation protocols for each: ``metricdepth.evaluation``.
+
+Shared conventions: ``K`` is in the OpenCV convention (first pixel centre at (0, 0); each reader's
+docstring states its source's convention and the conversion); images come in their stored pixel order
+(no EXIF rotation), the order of the ground truth; a reader that reads an image file sets
+``exif_focal_px`` (float, pixels, from the EXIF 35 mm-equivalent focal) when the file has one. That is
+metadata, not ground truth, and :class:`ExifFocalFolder` leaves it out: its ``focal_px`` ground truth
+is that same value.
 """
 
 from .booster import Booster

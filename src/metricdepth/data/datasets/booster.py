@@ -28,7 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from ..sample import Sample
-from ._common import disparity_to_depth, read_npy_map, read_rgb, relative_name, require_dir, require_same_size
+from ._common import (
+    disparity_to_depth,
+    read_image,
+    read_npy_map,
+    relative_name,
+    require_dir,
+    require_same_size,
+    with_exif_focal,
+)
 
 __all__ = ["Booster", "booster_calibration", "read_opencv_storage"]
 
@@ -101,7 +109,7 @@ class Booster:
     def __getitem__(self, index: int) -> Sample:
         image_path = self.items[index]
         scene = image_path.parents[1]
-        image = read_rgb(image_path)
+        image, exif_focal = read_image(image_path)
         disparity_path = scene / "disp_00.npy"
         disparity = read_npy_map(disparity_path, "disparity")
         require_same_size(disparity_path, disparity, image, "disparity")
@@ -120,7 +128,7 @@ class Booster:
             require_same_size(mask_path, mask, image, "mask")
             valid &= mask > 0
             depth[~valid] = 0
-        return Sample(
+        sample = Sample(
             name=relative_name(image_path, self.scenes_root),
             image=image,
             depth=depth,
@@ -128,3 +136,4 @@ class Booster:
             K=K,
             focal_px=float(K[0, 0]),
         )
+        return with_exif_focal(sample, exif_focal)

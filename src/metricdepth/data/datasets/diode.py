@@ -25,12 +25,13 @@ import numpy as np
 from ..sample import Sample
 from ._common import (
     pinhole,
+    read_image,
     read_npy_map,
-    read_rgb,
     relative_name,
     require_dir,
     require_same_size,
     valid_depth,
+    with_exif_focal,
 )
 
 __all__ = ["DIODE_K", "Diode"]
@@ -73,7 +74,7 @@ class Diode:
 
     def __getitem__(self, index: int) -> Sample:
         image_path = self.items[index]
-        image = read_rgb(image_path)
+        image, exif_focal = read_image(image_path)
         depth_path = image_path.with_name(f"{image_path.stem}_depth.npy")
         mask_path = image_path.with_name(f"{image_path.stem}_depth_mask.npy")
         depth = read_npy_map(depth_path, "DIODE depth").astype(np.float32)
@@ -82,7 +83,7 @@ class Diode:
         require_same_size(mask_path, mask, image, "depth mask")
         valid = valid_depth(depth) & (mask != 0)
         depth[~valid] = 0
-        return Sample(
+        sample = Sample(
             name=relative_name(image_path, self.split_root),
             image=image,
             depth=depth,
@@ -90,3 +91,4 @@ class Diode:
             K=self.K.copy(),
             focal_px=float(self.K[0, 0]),
         )
+        return with_exif_focal(sample, exif_focal)

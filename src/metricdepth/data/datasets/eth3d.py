@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..sample import Sample
-from ._common import pinhole, read_rgb, require_dir, select_names, valid_depth
+from ._common import pinhole, read_image, require_dir, select_names, valid_depth, with_exif_focal
 
 __all__ = ["ETH3D", "read_colmap_cameras", "read_colmap_image_cameras", "read_eth3d_depth"]
 
@@ -168,7 +168,7 @@ class ETH3D:
 
     def __getitem__(self, index: int) -> Sample:
         scene, image_path, depth_path = self.items[index]
-        image = read_rgb(image_path)  # stored pixel order, like the depth
+        image, exif_focal = read_image(image_path)  # stored pixel order, like the depth
         height, width = image.shape[:2]
         depth = read_eth3d_depth(depth_path, height, width).astype(np.float32, copy=False)
         valid = valid_depth(depth)
@@ -178,4 +178,4 @@ class ETH3D:
         if K is not None:
             sample["K"] = K
             sample["focal_px"] = float(K[0, 0])
-        return sample
+        return with_exif_focal(sample, exif_focal)

@@ -5,7 +5,9 @@ the first that exists of ``NAME_depth.npy`` / ``NAME.npy`` (float metres), ``NAM
 (key ``depth``, as written by ``metricdepth predict``) or ``NAME_depth.png`` (16-bit; scale from its
 ``depth_scale`` text chunk, else millimetres). ``NAME.json`` may give ``K`` (3×3) or ``fx``/``fy``/
 ``cx``/``cy`` or ``focal_px``, in the OpenCV convention (first pixel centre at (0, 0), as metricdepth's
-own intrinsics JSON writes it): taken as given, no conversion. Depth ≤ 0 or non-finite is invalid.
+own intrinsics JSON writes it): taken as given, no conversion. ``focal_px`` (ground truth) comes only
+from the JSON (its ``focal_px``, else K's fx); an EXIF 35 mm focal in the image becomes
+``exif_focal_px``, not ``focal_px``. Depth ≤ 0 or non-finite is invalid.
 
 The ``.npz`` may also hold per-pixel ``valid``, ``instance``, ``semantic`` and ``mask`` arrays, and
 the JSON ``fov_deg``, ``family``, ``instance_class`` and ``captions``: all of them become sample
@@ -20,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ...io.images import IMAGE_EXTENSIONS, load_image
+from ...io.images import IMAGE_EXTENSIONS
 from ...io.writers import read_depth_png
 from ..sample import Sample
-from ._common import relative_name, require_same_size
+from ._common import read_image, relative_name, require_same_size, with_exif_focal
 
 __all__ = ["FolderDataset"]
 
@@ -73,12 +75,12 @@ class FolderDataset:
 
     def __getitem__(self, index: int) -> Sample:
         image_path, depth_path = self.items[index]
-        loaded = load_image(image_path, upright=False)  # stored order, like the depth
+        image, exif_focal = read_image(image_path)  # stored pixel order, like the depth
         depth, pixel_fields = _read_depth(depth_path)
-        require_same_size(depth_path, depth, loaded.rgb, "depth")
+        require_same_size(depth_path, depth, image, "depth")
         sample = Sample(
             name=relative_name(image_path, self.root),
-            image=loaded.rgb,
+            image=image,
             depth=depth,
             valid=np.isfinite(depth) & (depth > 0),
         )
@@ -99,7 +101,7 @@ class FolderDataset:
         except (ValueError, TypeError) as err:  # bad JSON, K not 3x3, non-numbers
             raise ValueError(f"{meta_path}: unreadable intrinsics ({err})") from None
         sample.update({k: meta[k] for k in META_FIELDS if k in meta})  # type: ignore[typeddict-item]
-        focal = meta.get("focal_px", sample["K"][0, 0] if "K" in sample else loaded.focal_px)
+        focal = meta.get("focal_px", sample["K"][0, 0] if "K" in sample else None)
         if focal is not None:
             sample["focal_px"] = float(focal)
-        return sample
+        return with_exif_focal(sample, exif_focal)

@@ -39,13 +39,14 @@ from ..sample import Sample
 from ._common import (
     crop_sample,
     pinhole,
+    read_image,
     read_png_depth,
-    read_rgb,
     read_split,
     relative_name,
     require_dir,
     require_same_size,
     valid_depth,
+    with_exif_focal,
 )
 
 __all__ = ["KB_CROP_HEIGHT", "KB_CROP_WIDTH", "KittiEigen", "kitti_calibration"]
@@ -183,7 +184,7 @@ class KittiEigen:
 
     def __getitem__(self, index: int) -> Sample:
         image_path, gt_path, focal = self.items[index]
-        image = read_rgb(image_path)
+        image, exif_focal = read_image(image_path)
         depth = read_png_depth(gt_path, 1.0 / 256.0)
         require_same_size(gt_path, depth, image, "depth")
         K, focal_px = self._K(image_path, focal)
@@ -193,6 +194,7 @@ class KittiEigen:
             depth=depth,
             valid=valid_depth(depth),
         )
+        with_exif_focal(sample, exif_focal)
         if K is not None:
             sample["K"] = K
         if focal_px is not None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ...io.images import IMAGE_EXTENSIONS
 from ..sample import Sample
-from ._common import read_rgb, relative_name, require_dir
+from ._common import read_image, relative_name, require_dir, with_exif_focal
 
 __all__ = [
     "DIS5K",
@@ -127,14 +127,14 @@ class MaskPairs:
 
     def __getitem__(self, index: int) -> Sample:
         image_path, mask_path, name = self.items[index]
-        image = read_rgb(image_path)
+        image, exif_focal = read_image(image_path)
         mask = read_mask(mask_path)
         if mask.shape != image.shape[:2]:
             raise ValueError(
                 f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
                 f"{image.shape[1]}x{image.shape[0]}"
             )
-        return Sample(name=name, image=image, mask=mask)
+        return with_exif_focal(Sample(name=name, image=image, mask=mask), exif_focal)
 
 
 class MaskFolder(MaskPairs):

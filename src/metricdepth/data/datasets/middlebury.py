@@ -21,7 +21,7 @@ import numpy as np
 
 from ...io.pfm import read_pfm
 from ..sample import Sample
-from ._common import disparity_to_depth, read_rgb, require_same_size
+from ._common import disparity_to_depth, read_image, require_same_size, with_exif_focal
 
 __all__ = ["Middlebury2014", "middlebury_calibration"]
 
@@ -71,12 +71,13 @@ class Middlebury2014:
         K = np.asarray(calib["cam0"], dtype=np.float64)
         baseline_m = float(calib["baseline"]) / 1000.0
         depth, valid = disparity_to_depth(disparity + float(calib["doffs"]), K[0, 0], baseline_m)
-        image = read_rgb(scene / "im0.png")
+        image, exif_focal = read_image(scene / "im0.png")
         require_same_size(disparity_file, depth, image, "disparity")
-        return Sample(
+        sample = Sample(
             name=scene.name if scene == self.root else scene.relative_to(self.root).as_posix(),
             image=image,
             depth=depth,
             valid=valid,
             K=K,
         )
+        return with_exif_focal(sample, exif_focal)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..sample import Sample
-from ._common import read_rgb, read_split, require_dir
+from ._common import read_image, read_split, require_dir, with_exif_focal
 
 __all__ = ["NuScenes", "nuscenes_depth", "quaternion_to_matrix", "read_nuscenes_lidar"]
 
@@ -189,7 +189,7 @@ class NuScenes:
         image_path = self.root / cam["filename"]
         if not image_path.is_file():
             raise FileNotFoundError(f"{image_path}: camera image not found")
-        image = read_rgb(image_path)
+        image, exif_focal = read_image(image_path)
         height, width = image.shape[:2]
         if cam.get("width") and (cam["width"], cam["height"]) != (width, height):
             raise ValueError(
@@ -201,4 +201,4 @@ class NuScenes:
         points = read_nuscenes_lidar(self.root / lidar["filename"])[:, :3].astype(np.float64)
         T = self.lidar_to_camera(cam, lidar)
         depth = nuscenes_depth(points @ T[:3, :3].T + T[:3, 3], K, height, width, self.min_depth)
-        return Sample(name=name, image=image, depth=depth, valid=depth > 0, K=K)
+        return with_exif_focal(Sample(name=name, image=image, depth=depth, valid=depth > 0, K=K), exif_focal)

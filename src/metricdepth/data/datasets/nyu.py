@@ -40,13 +40,14 @@ from ..sample import Sample
 from ._common import (
     one_based_to_opencv,
     pinhole,
+    read_image,
     read_png_depth,
-    read_rgb,
     read_split,
     relative_name,
     require_dir,
     require_same_size,
     valid_depth,
+    with_exif_focal,
 )
 
 __all__ = ["NYU_K", "NYUv2Folder", "NYUv2Labeled"]
@@ -170,13 +171,14 @@ class NYUv2Folder:
 
     def __getitem__(self, index: int) -> Sample:
         rgb_path, depth_path = self.items[index]
-        image = read_rgb(rgb_path)
+        image, exif_focal = read_image(rgb_path)
         depth = read_png_depth(depth_path, 1e-3)
         require_same_size(depth_path, depth, image, "depth")
-        return Sample(
+        sample = Sample(
             name=relative_name(rgb_path, self.root),
             image=image,
             depth=depth,
             valid=valid_depth(depth),
             K=NYU_K.copy(),
         )
+        return with_exif_focal(sample, exif_focal)

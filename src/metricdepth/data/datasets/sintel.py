@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..sample import Sample
-from ._common import read_rgb, require_dir, require_same_size, select_names, valid_depth
+from ._common import read_image, require_dir, require_same_size, select_names, valid_depth, with_exif_focal
 
 __all__ = ["SINTEL_TAG", "Sintel", "read_sintel_camera", "read_sintel_depth"]
 
@@ -107,7 +107,7 @@ class Sintel:
 
     def __getitem__(self, index: int) -> Sample:
         scene, frame = self.items[index]
-        image = read_rgb(self.image_root / scene / f"{frame}.png")
+        image, exif_focal = read_image(self.image_root / scene / f"{frame}.png")
         depth_path = self.depth_root / scene / f"{frame}.dpt"
         depth = read_sintel_depth(depth_path)
         require_same_size(depth_path, depth, image, "depth")
@@ -117,7 +117,7 @@ class Sintel:
         K, _ = read_sintel_camera(camera_path)
         valid = valid_depth(depth)
         depth[~valid] = 0
-        return Sample(
+        sample = Sample(
             name=f"{scene}/{frame}",
             image=image,
             depth=depth,
@@ -125,3 +125,4 @@ class Sintel:
             K=K,
             focal_px=float(K[0, 0]),
         )
+        return with_exif_focal(sample, exif_focal)

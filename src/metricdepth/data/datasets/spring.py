@@ -35,11 +35,12 @@ from ..sample import Sample
 from ._common import (
     disparity_to_depth,
     pinhole,
-    read_rgb,
+    read_image,
     read_split,
     relative_name,
     require_dir,
     select_names,
+    with_exif_focal,
 )
 
 __all__ = ["SPRING_BASELINE_M", "Spring", "read_spring_disparity", "read_spring_intrinsics"]
@@ -132,7 +133,7 @@ class Spring:
 
     def __getitem__(self, index: int) -> Sample:
         scene, frame, image_path = self.items[index]
-        image = read_rgb(image_path)
+        image, exif_focal = read_image(image_path)
         disparity_path = self._disparity_path(scene, image_path.stem)
         disparity = read_spring_disparity(disparity_path)
         height, width = image.shape[:2]
@@ -145,7 +146,7 @@ class Spring:
             )
         K = self._K(scene, frame)
         depth, valid = disparity_to_depth(disparity, K[0, 0], SPRING_BASELINE_M)
-        return Sample(
+        sample = Sample(
             name=relative_name(image_path, self.split_root),
             image=image,
             depth=depth,
@@ -153,3 +154,4 @@ class Spring:
             K=K,
             focal_px=float(K[0, 0]),
         )
+        return with_exif_focal(sample, exif_focal)

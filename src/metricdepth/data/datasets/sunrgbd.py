@@ -34,13 +34,14 @@ import numpy as np
 from ..sample import Sample
 from ._common import (
     one_based_to_opencv,
+    read_image,
     read_matrix_txt,
     read_png_raw,
-    read_rgb,
     read_split,
     require_dir,
     require_same_size,
     resolve_listed,
+    with_exif_focal,
 )
 
 __all__ = ["SUNRGBD_MAX_DEPTH", "SunRGBD", "decode_sunrgbd_depth"]
@@ -130,13 +131,14 @@ class SunRGBD:
         scene = self.scenes[index]
         image_path = self._only(scene / "image", "*.jpg")
         depth_path = self._only(scene / self.depth_folder, "*.png", stem=image_path.stem)
-        image = read_rgb(image_path)
+        image, exif_focal = read_image(image_path)
         depth, valid = decode_sunrgbd_depth(read_png_raw(depth_path))
         require_same_size(depth_path, depth, image, "depth")
-        return Sample(
+        sample = Sample(
             name=scene.relative_to(self.base).as_posix(),
             image=image,
             depth=depth,
             valid=valid,
             K=one_based_to_opencv(read_matrix_txt(scene / "intrinsics.txt")),
         )
+        return with_exif_focal(sample, exif_focal)

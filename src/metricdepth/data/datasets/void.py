@@ -27,15 +27,16 @@ from pathlib import Path
 
 from ..sample import Sample
 from ._common import (
+    read_image,
     read_matrix_txt,
     read_png_depth,
-    read_rgb,
     read_split,
     relative_name,
     require_dir,
     require_same_size,
     resolve_listed,
     valid_depth,
+    with_exif_focal,
 )
 
 __all__ = ["Void"]
@@ -75,16 +76,17 @@ class Void:
 
     def __getitem__(self, index: int) -> Sample:
         image_path = self.images[index]
-        image = read_rgb(image_path)
+        image, exif_focal = read_image(image_path)
         depth = read_png_depth(_ground_truth(image_path), 1.0 / 256.0)
         require_same_size(_ground_truth(image_path), depth, image, "depth")
         K_path = image_path.parents[1] / "K.txt"
         if not K_path.is_file():
             raise FileNotFoundError(f"{K_path}: VOID intrinsics not found")
-        return Sample(
+        sample = Sample(
             name=relative_name(image_path, self.data),
             image=image,
             depth=depth,
             valid=valid_depth(depth),
             K=read_matrix_txt(K_path),
         )
+        return with_exif_focal(sample, exif_focal)
