@@ -5,7 +5,8 @@ Modes of :func:`align` (pred and gt are depth maps in metres; fits use valid pix
 
 ==================== =================================================================
 ``none``             metric evaluation, the prediction as is
-``median``           d · median(g) / median(d)
+``median``           d · median(g) / median(d); the median of an even count of valid pixels is the
+                     mean of the two middle values (as ``numpy.median``, not ``torch.median``)
 ``lstsq-scale``      s · d, s by least squares in depth
 ``lstsq-depth``      s · d + t, least squares in depth
 ``lstsq-disparity``  1 / (s / d + t), least squares in inverse depth (MiDaS / DPT / Depth
@@ -26,7 +27,7 @@ import torch
 
 from .metrics._tensor import as_float64, as_mask
 
-__all__ = ["ALIGNMENTS", "GLOBAL_ALIGNMENTS", "GlobalAlignment", "align", "fit_scale_shift"]
+__all__ = ["ALIGNMENTS", "GLOBAL_ALIGNMENTS", "GlobalAlignment", "align", "fit_scale_shift", "median"]
 
 ALIGNMENTS = ("none", "median", "lstsq-scale", "lstsq-depth", "lstsq-disparity")
 """Per-image modes of :func:`align`."""
@@ -45,6 +46,17 @@ def fit_scale_shift(x: torch.Tensor, y: torch.Tensor, shift: bool = True) -> tup
     design = torch.stack([x, torch.ones_like(x)], dim=1)
     solution = torch.linalg.lstsq(design, y[:, None]).solution[:, 0]
     return float(solution[0]), float(solution[1])
+
+
+def median(values: torch.Tensor) -> torch.Tensor:
+    """The median of all elements (0-d tensor): the middle value, or for an even count the mean of the
+    two middle values, as ``numpy.median`` (``torch.median`` returns the lower one). Needs ≥ 1 element."""
+    flat = values.flatten()
+    count = flat.numel()
+    lower = flat.kthvalue((count + 1) // 2).values
+    if count % 2:
+        return lower
+    return (lower + flat.kthvalue(count // 2 + 1).values) / 2
 
 
 def _valid(pred: torch.Tensor, gt: torch.Tensor, mask) -> torch.Tensor:
@@ -71,7 +83,7 @@ def align(pred, gt, mask=None, mode: str = "none"):
     if not valid.any():
         raise ValueError("no valid pixels to align on")
     if mode == "median":
-        aligned = p * (g[valid].median() / p[valid].median())
+        aligned = p * (median(g[valid]) / median(p[valid]))
     elif mode in ("lstsq-scale", "lstsq-depth"):
         s, t = fit_scale_shift(p[valid], g[valid], shift=mode == "lstsq-depth")
         aligned = s * p + t
