@@ -146,3 +146,35 @@ def test_global_alignment_streaming_equals_one_least_squares_over_all_pixels():
         alignment.GlobalAlignment().fit()
     with pytest.raises(RuntimeError, match="before fit"):
         alignment.GlobalAlignment().apply(preds[0])
+
+
+def test_results_json_is_strict_json_with_null_for_nan_and_inf(tmp_path):
+    import json
+
+    from metricdepth.evaluation.protocols import Protocol
+    from metricdepth.evaluation.runner import EvalResult
+    from metricdepth.evaluation.tables import write_tables
+
+    rows = [
+        {"dataset": "a", "alignment": "none", "images": 2, "d1": float("nan"), "abs_rel": np.float32(0.25)},
+        {"dataset": "a", "alignment": "median", "images": 2, "d1": 0.5, "abs_rel": float("inf")},
+        {"dataset": "a", "alignment": "lstsq-depth", "images": 2, "d1": np.float64("-inf"), "abs_rel": 0.1},
+    ]
+    result = EvalResult(
+        rows=rows,
+        per_image=[{"dataset": "a", "alignment": "none", "image": "x", "d1": float("nan")}],
+        protocols={"a": Protocol("A", max_depth=float("inf"))},
+        failures=[("a", "y", "no valid ground truth")],
+    )
+    write_tables(result, tmp_path, info={"checkpoint": "none", "score": float("nan")})
+
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    text = (tmp_path / "results.json").read_text()
+    report = json.loads(text, parse_constant=refuse)
+    assert [r["d1"] for r in report["rows"]] == [None, 0.5, None]
+    assert [r["abs_rel"] for r in report["rows"]] == [0.25, None, 0.1]
+    assert report["protocols"]["a"]["max_depth"] is None and report["info"]["score"] is None
+    assert report["failures"] == [{"dataset": "a", "image": "y", "reason": "no valid ground truth"}]
+    assert "NaN" not in text and "Infinity" not in text

@@ -4,7 +4,7 @@
 protocol's columns per dataset, as RSA's and Depth Pro's Table 1), boundaries (F1 / recall per dataset,
 Depth Pro's Table 2) and focal length (Depth Pro's focal table) — then every metric in long form and
 the protocol of each dataset. ``results.csv`` / ``results.json`` hold the long form, ``per_image.csv``
-one row per image and alignment.
+one row per image and alignment. ``results.json`` is strict JSON: NaN and ±inf are written as ``null``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..io.writers import atomic_path, write_json
 from ..metrics.depth import METRIC_NAMES, SILOG_VARIANT
@@ -138,6 +140,24 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def _strict_json(value: Any) -> Any:
+    """``value`` as plain JSON types: non-finite floats become None, numpy scalars Python ones, tuples
+    lists; dict keys become strings. Anything else is left to ``json`` (which rejects it)."""
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.ndarray):
+        return _strict_json(value.tolist())
+    return value
+
+
 def write_tables(
     result: EvalResult, out_dir: str | os.PathLike, info: dict[str, Any] | None = None
 ) -> list[Path]:
@@ -159,5 +179,6 @@ def write_tables(
         "rows": result.rows,
         "failures": [dict(zip(("dataset", "image", "reason"), f, strict=True)) for f in result.failures],
     }
-    paths.append(write_json(out / "results.json", json.loads(json.dumps(payload, allow_nan=True))))
+    strict = json.loads(json.dumps(_strict_json(payload), allow_nan=False))  # raises on anything left
+    paths.append(write_json(out / "results.json", strict))
     return paths
