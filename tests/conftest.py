@@ -8,7 +8,7 @@ import torch
 
 from deterministic_weights import deterministic_state_dict
 from metricdepth import DepthPro, DepthProConfig
-from metricdepth.models.depth_pro.weights import config_shapes
+from metricdepth.models.depth_pro.loading import state_dict_shapes
 
 DATA = Path(__file__).parent / "data"
 
@@ -32,7 +32,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_state_dict() -> dict[str, torch.Tensor]:
     """Deterministic (non-trivial) weights for the tiny preset, Apple layout, float16."""
-    return deterministic_state_dict(config_shapes(DepthProConfig.preset("tiny")))
+    return deterministic_state_dict(state_dict_shapes(DepthPro, DepthProConfig.preset("tiny")))
 
 
 @pytest.fixture(scope="session")

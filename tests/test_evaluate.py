@@ -22,7 +22,9 @@ def predictions(tmp_path, motorcycle_scene):  # noqa: F811
     depth = np.where(sample["valid"], sample["depth"] * 1.1, 3.0).astype(np.float32)
     folder = tmp_path / "preds"
     folder.mkdir()
-    np.savez(folder / f"{sample['name']}.npz", depth=depth, focal_px=np.float64(1000.0))
+    np.savez(
+        folder / f"{sample['name']}.npz", depth=depth, focal_px=np.float64(1000.0), focal_source="predicted"
+    )
     return folder
 
 
@@ -214,7 +216,10 @@ def test_mask_and_focal_sets_give_boundary_recall_and_focal_rows(tmp_path, data_
     (tmp_path / "photos.jpg").rename(tmp_path / "photos" / "leuvenA.jpg")
     gt_focal = focal_from_35mm(29, 751, 563)
     np.savez(
-        preds / "leuvenA.npz", depth=np.ones((563, 751), np.float32), focal_px=np.float64(gt_focal * 1.1)
+        preds / "leuvenA.npz",
+        depth=np.ones((563, 751), np.float32),
+        focal_px=np.float64(gt_focal * 1.1),
+        focal_source="predicted",  # the model's own estimate: the only focal that is scored
     )
     out = tmp_path / "out"
     _run(

@@ -87,7 +87,33 @@ def test_batches(tiny_model, rgb):
     single = pred[1]
     assert single.focal_px == 200.0 and single.depth.shape == rgb.shape[:2]
     listed = tiny_model.infer([rgb, rgb])
-    assert listed.depth.shape == (2, *rgb.shape[:2]) and listed.focal_source == ["predicted"] * 2
+    assert isinstance(listed, list) and [p.focal_source for p in listed] == ["predicted"] * 2
+    torch.testing.assert_close(listed[1].depth, listed[0].depth)
+
+
+def test_a_list_of_different_sizes_is_one_batch_with_each_image_at_its_own_size(tiny_model, rgb, monkeypatch):
+    """Every image is resized to the network input, so images of any sizes share a forward pass."""
+    small = rgb[:40, :50].copy()
+    tall = np.ascontiguousarray(rgb.transpose(1, 0, 2))
+    calls = []
+    forward = type(tiny_model).forward
+
+    def counting_forward(self, x):
+        calls.append(x.shape[0])
+        return forward(self, x)
+
+    monkeypatch.setattr(type(tiny_model), "forward", counting_forward)
+    preds = tiny_model.infer([rgb, small, tall], f_px=[100.0, 80.0, 60.0])
+    assert calls == [3]
+    assert [p.depth.shape for p in preds] == [(60, 80), (40, 50), (80, 60)]
+    assert [p.focal_px for p in preds] == [100.0, 80.0, 60.0]
+    assert [tuple(p.intrinsics[:2, 2].tolist()) for p in preds] == [(39.5, 29.5), (24.5, 19.5), (29.5, 39.5)]
+    # Each equals the image predicted on its own (up to float32 kernels that differ with batch size).
+    for image, focal, pred in zip([rgb, small, tall], [100.0, 80.0, 60.0], preds, strict=True):
+        torch.testing.assert_close(pred.depth, tiny_model.infer(image, f_px=focal).depth, rtol=1e-3, atol=0)
+    calls.clear()
+    tiny_model.infer([rgb, small, tall], f_px=100.0, batch_size=2)
+    assert calls == [2, 1]
 
 
 def test_camera_inputs(tiny_model, rgb):

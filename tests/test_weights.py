@@ -6,7 +6,8 @@ from safetensors.torch import save_file
 
 from conftest import read_tsv_shapes
 from metricdepth import CheckpointError, DepthPro, DepthProConfig
-from metricdepth.models.depth_pro.weights import convert_hf_state_dict, infer_config
+from metricdepth.models.depth_pro.loading import infer_config
+from metricdepth.models.depth_pro.weights import convert_hf_state_dict
 
 APPLE = read_tsv_shapes("depth_pro_state_dict.tsv")
 
@@ -98,13 +99,13 @@ def test_hf_layout_converts_to_apple_layout(version):
 
 
 def test_config_is_inferred_from_shapes(tiny_state_dict):
-    assert infer_config(meta_tensors(APPLE)).name == "depth-pro"
-    assert infer_config(tiny_state_dict).name == "tiny"
+    assert infer_config(DepthPro, meta_tensors(APPLE)).name == "depth-pro"
+    assert infer_config(DepthPro, tiny_state_dict).name == "tiny"
     without_fov = {k: v for k, v in tiny_state_dict.items() if not k.startswith("fov.")}
-    config = infer_config(without_fov)
+    config = infer_config(DepthPro, without_fov)
     assert config.name == "tiny" and not config.use_fov_head
     with pytest.raises(CheckpointError, match="match no Depth Pro preset"):
-        infer_config({"x": torch.zeros(3)})
+        infer_config(DepthPro, {"x": torch.zeros(3)})
 
 
 def assert_same_weights(model, state):

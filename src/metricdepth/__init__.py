@@ -1,25 +1,52 @@
-"""metricdepth: metric depth (metres) from a single photograph."""
+"""metricdepth: metric depth (metres) from a single photograph.
 
-from .camera import focal_from_35mm, focal_to_fov, fov_to_focal
-from .io.images import ImageLoadError, LoadedImage, load_image
-from .io.writers import read_depth_png, save_prediction
-from .models.depth_pro import PRESETS, CheckpointError, DepthPro, DepthProConfig
-from .prediction import Prediction
+Exports are lazy: ``import metricdepth`` (and ``metricdepth --help``) loads neither torch nor timm;
+the first use of a name imports the module that defines it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "PRESETS",
-    "CheckpointError",
-    "DepthPro",
-    "DepthProConfig",
-    "ImageLoadError",
-    "LoadedImage",
-    "Prediction",
-    "focal_from_35mm",
-    "focal_to_fov",
-    "fov_to_focal",
-    "load_image",
-    "read_depth_png",
-    "save_prediction",
-]
+_EXPORTS = {
+    "PRESETS": "metricdepth.models.depth_pro",
+    "CheckpointError": "metricdepth.models.depth_pro",
+    "DepthPro": "metricdepth.models.depth_pro",
+    "DepthProConfig": "metricdepth.models.depth_pro",
+    "DepthSource": "metricdepth.inference",
+    "ImageLoadError": "metricdepth.io.images",
+    "LoadedImage": "metricdepth.io.images",
+    "Prediction": "metricdepth.prediction",
+    "focal_from_35mm": "metricdepth.camera",
+    "focal_to_fov": "metricdepth.camera",
+    "fov_to_focal": "metricdepth.camera",
+    "load_image": "metricdepth.io.images",
+    "read_depth_png": "metricdepth.io.writers",
+    "save_prediction": "metricdepth.io.writers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .camera import focal_from_35mm, focal_to_fov, fov_to_focal
+    from .inference import DepthSource
+    from .io.images import ImageLoadError, LoadedImage, load_image
+    from .io.writers import read_depth_png, save_prediction
+    from .models.depth_pro import PRESETS, CheckpointError, DepthPro, DepthProConfig
+    from .prediction import Prediction
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'metricdepth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

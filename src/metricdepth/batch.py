@@ -1,4 +1,10 @@
-"""Run a model over many image files: gather inputs, name outputs, keep going past bad files."""
+"""Run a depth source over many images: gather inputs, name outputs, protect files, keep going past bad items.
+
+Inputs are image files (:func:`collect_inputs`: files, folders, glob patterns) or the samples of a
+benchmark reader (:func:`dataset_items`: stored under each sample's name, so ``evaluate --predictions``
+finds them). :func:`predict_files` never replaces a file metricdepth did not write, resumes with
+``skip_existing``, and writes each image's outputs all together or not at all.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +15,86 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .io.images import IMAGE_EXTENSIONS, load_image
-from .io.writers import FORMATS, OUTPUT_SUFFIXES, output_path, save_prediction
+from .io.images import IMAGE_EXTENSIONS, LoadedImage, load_image
+from .io.writers import FORMATS, OUTPUT_SUFFIXES, is_metricdepth_output, output_path, save_prediction
 
-__all__ = ["BatchReport", "InputItem", "collect_inputs", "output_paths", "predict_files", "report_message"]
+__all__ = [
+    "BatchReport",
+    "InputItem",
+    "OutputExistsError",
+    "SampleItem",
+    "collect_inputs",
+    "dataset_items",
+    "output_paths",
+    "predict_files",
+    "report_message",
+]
+
+
+class OutputExistsError(FileExistsError):
+    """An output would replace a file metricdepth did not write (or an input)."""
 
 
 @dataclass(frozen=True)
 class InputItem:
-    """One image to process and where its outputs go (``out_stem`` + format suffix)."""
+    """One image file to process and where its outputs go (``out_stem`` + format suffix)."""
 
     path: Path
     out_stem: Path
 
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    def load(self) -> tuple[LoadedImage, dict[str, Any]]:
+        return load_image(self.path), {"input": str(self.path)}
+
+
+@dataclass(frozen=True)
+class SampleItem:
+    """Sample ``index`` of a benchmark reader; its outputs go to ``out_dir / sample name``.
+
+    The image is used in its stored pixel order, with the EXIF focal length the reader found
+    (``exif_focal_px``), exactly as evaluation sees it.
+    """
+
+    dataset: Any
+    index: int
+    out_dir: Path
+    spec: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec} #{self.index}"
+
+    def load(self) -> tuple[LoadedImage, dict[str, Any]]:
+        sample = self.dataset[self.index]
+        image = LoadedImage(rgb=sample["image"], focal_px=sample.get("exif_focal_px"))
+        return image, {"sample": sample["name"], "dataset": self.spec}
+
 
 @dataclass
 class BatchReport:
-    """What a batch did: files written per input, and failures as (input, message naming the input)."""
+    """What a batch did: files written per input, skipped inputs, failures as (input, message)."""
 
-    written: dict[Path, list[Path]] = field(default_factory=dict)
+    written: dict[str, list[Path]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder a glob pattern starts from: its leading components without wildcards."""
+    parts = Path(pattern).expanduser().parts
+    fixed = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
 
 
 def collect_inputs(
@@ -41,10 +103,10 @@ def collect_inputs(
     """Expand files, folders (recursive) and glob patterns into images with output names.
 
     Files named explicitly are always tried, whatever their extension. Folders and patterns yield
-    image files only (by extension), without the images an earlier run wrote (``X_depth.png``,
-    ``X_inverse_depth.png`` beside ``X.json``). Outputs of a folder mirror its sub-folders. When
-    two inputs would share any output file, the later one gets its extension (``photo_jpg``) and
-    then a counter appended.
+    image files only (by extension), never files metricdepth wrote (whatever ``--formats`` wrote
+    them). Outputs of folders and patterns mirror their sub-folders below the folder (or the
+    pattern's fixed leading part). When two inputs would share any output file, the later one gets
+    its extension (``photo_jpg``) and then a counter appended.
 
     Returns:
         The items, and (input, message naming it) for arguments that matched nothing.
@@ -62,10 +124,11 @@ def collect_inputs(
         elif arg.exists():
             found.append((arg, Path(arg.stem)))
         elif glob.has_magic(str(raw)):
+            base = _glob_base(str(raw))
             matches = sorted(Path(p) for p in glob.glob(str(arg), recursive=True) if _is_image_input(Path(p)))
             if not matches:
                 missing.append((str(raw), f"{raw}: pattern matched no files"))
-            found.extend((p, Path(p.stem)) for p in matches)
+            found.extend((p, p.relative_to(base).with_suffix("")) for p in matches)
         else:
             missing.append((str(raw), f"{raw}: file not found"))
 
@@ -87,59 +150,118 @@ def collect_inputs(
     return items, missing
 
 
+def dataset_items(dataset: Any, output_dir: str | os.PathLike, spec: str) -> list[SampleItem]:
+    """One item per sample of an opened benchmark reader (see :func:`metricdepth.evaluation.open_benchmark`)."""
+    return [SampleItem(dataset, index, Path(output_dir), spec) for index in range(len(dataset))]
+
+
 def output_paths(out_stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
     """The files :func:`~metricdepth.io.writers.save_prediction` writes for ``out_stem``."""
     return [output_path(out_stem, fmt) for fmt in formats]
 
 
+def _sample_stem(out_dir: Path, name: str) -> Path:
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(f"sample name {name!r} is not a relative path")
+    return out_dir / relative
+
+
 def predict_files(
     model: Any,
-    items: Sequence[InputItem],
+    items: Sequence[InputItem | SampleItem],
     *,
     formats: Sequence[str] = FORMATS,
     f_px: float | None = None,
+    focal: str = "auto",
     max_depth: float | None = None,
     extra: dict[str, Any] | None = None,
-    on_done: Callable[[InputItem, Exception | None], None] | None = None,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    on_done: Callable[[Any, Exception | None], None] | None = None,
 ) -> BatchReport:
     """Predict and save each item; a failing item is recorded and the batch goes on.
 
+    Before any model work for an item: an output that would replace an input, or a file metricdepth
+    did not write (unless ``overwrite``), fails the item with a message naming the file; with
+    ``skip_existing``, an item whose requested outputs metricdepth already wrote is skipped.
+
     Args:
-        model: anything with ``infer(image, f_px=...) -> Prediction`` (e.g. :class:`DepthPro`).
-        f_px: focal length for every image, pixels (default: EXIF, else predicted).
-        on_done: called after each item with the error, or None on success (progress bars).
+        model: a :class:`~metricdepth.inference.DepthSource` (e.g. :class:`DepthPro`).
+        f_px: focal length for every image, pixels (default: per ``focal``).
+        focal: "auto" (user, EXIF, predicted), "exif" or "predicted".
+        on_done: called after each item with the error, or None on success or skip (progress bars).
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown output formats {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     report = BatchReport()
-    inputs = {item.path.resolve() for item in items}
+    inputs = {item.path.resolve() for item in items if isinstance(item, InputItem)}
     for item in items:
         error: Exception | None = None
         try:
-            clash = next((t for t in output_paths(item.out_stem, formats) if t.resolve() in inputs), None)
-            if clash is not None:
-                raise FileExistsError(
-                    f"output {clash} would overwrite an input image; choose another --output"
+            loaded: tuple[LoadedImage, dict[str, Any]] | None = None
+            if isinstance(item, InputItem):
+                stem = item.out_stem
+            else:  # a sample's name is known once it is read
+                loaded = item.load()
+                stem = _sample_stem(item.out_dir, loaded[1]["sample"])
+            targets = output_paths(stem, formats)
+            _check_targets(targets, inputs, overwrite)
+            if skip_existing and all(is_metricdepth_output(t) for t in targets):
+                report.skipped.append(item.label)
+            else:
+                image, info = loaded if loaded is not None else item.load()
+                prediction = model.infer(image, f_px=f_px, focal=focal)
+                _check_finite(prediction, item.label)
+                report.written[item.label] = save_prediction(
+                    prediction, image.rgb, stem, formats=formats, max_depth=max_depth, extra={**info, **(extra or {})}
                 )
-            image = load_image(item.path)
-            prediction = model.infer(image, f_px=f_px)
-            info = {"input": str(item.path), **(extra or {})}
-            report.written[item.path] = save_prediction(
-                prediction, image.rgb, item.out_stem, formats=formats, max_depth=max_depth, extra=info
-            )
-        except Exception as err:  # one bad file must not stop the batch
+                del prediction, image
+        except Exception as err:  # one bad input must not stop the batch
             error = err
-            report.failures.append((str(item.path), report_message(err, item.path)))
+            report.failures.append((item.label, report_message(err, item.label)))
         if on_done is not None:
             on_done(item, error)
     return report
 
 
-def report_message(err: Exception, path: Path) -> str:
+def _check_targets(targets: list[Path], inputs: set[Path], overwrite: bool) -> None:
+    for target in targets:
+        if not target.exists() and not target.is_symlink():
+            continue
+        if target.resolve() in inputs:
+            raise OutputExistsError(f"output {target} would overwrite an input image; choose another --output")
+        if target.is_dir():
+            raise OutputExistsError(f"output {target} is a folder; choose another --output")
+        if not overwrite and not is_metricdepth_output(target):
+            raise OutputExistsError(
+                f"output {target} exists and was not written by metricdepth; it is left as it is. "
+                "Choose another --output, or pass --overwrite to replace it"
+            )
+
+
+def _check_finite(prediction: Any, label: str) -> None:
+    """Refuse to write maps with NaN / inf / non-positive depth (broken weights), naming the input."""
+    import torch
+
+    values = prediction.depth if prediction.is_metric else prediction.inverse_depth
+    bad = ~torch.isfinite(values)
+    if prediction.is_metric:
+        bad |= values <= 0
+    count = int(bad.sum())
+    if count:
+        raise ValueError(
+            f"{label}: the model produced {count} of {values.numel()} non-finite or non-positive depth values "
+            "(broken or incompatible weights?); nothing was written for it"
+        )
+
+
+def report_message(err: Exception, label: str | os.PathLike) -> str:
     """One line naming the input and what went wrong."""
+    label = str(label)
     message = str(err) or type(err).__name__
-    return message if str(path) in message else f"{path}: {type(err).__name__}: {message}"
+    return message if label in message else f"{label}: {type(err).__name__}: {message}"
 
 
 def _is_image_input(path: Path) -> bool:
@@ -147,8 +269,6 @@ def _is_image_input(path: Path) -> bool:
 
 
 def _is_earlier_output(path: Path) -> bool:
-    for fmt in ("depth16", "color"):
-        suffix = OUTPUT_SUFFIXES[fmt]
-        if path.name.endswith(suffix) and path.with_name(path.name[: -len(suffix)] + ".json").is_file():
-            return True
-    return False
+    """An image metricdepth wrote (depth PNG, colour map), whatever run or ``--formats`` wrote it."""
+    suffixes = tuple(OUTPUT_SUFFIXES[fmt] for fmt in ("depth16", "color"))
+    return path.name.endswith(suffixes) and is_metricdepth_output(path)

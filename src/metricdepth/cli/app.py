@@ -1,13 +1,23 @@
-"""``metricdepth`` commands (typer). Heavy imports happen inside commands so ``--help`` is fast."""
+"""``metricdepth`` commands (typer). Heavy imports happen inside commands, so ``--help`` loads no torch.
+
+Every path and value printed goes through rich as plain text (never markup), so names such as
+``foo[/bar].png`` print as they are. Usage errors (bad options, unusable output locations) exit with 2
+before any model work; failed inputs are listed at the end and exit with 1.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 app = typer.Typer(
     name="metricdepth",
@@ -16,7 +26,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
+console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+F_PX_RANGE = (1.0, 1e7)
+"""Accepted --f-px, pixels: beyond it the metric scale degenerates (FOV ~180° or ~0°)."""
+BENCHMARK_NAMES = (
+    "middlebury booster eth3d nuscenes sintel sunrgbd spring ibims diode diode-indoor diode-outdoor "
+    "nyu nyu-bts kitti void dis5k am2k p3m10k masks focal folder"
+)
+
+
+def say(*parts: str | tuple[str, str], console: Console = console) -> None:
+    """Print plain text; ``(text, style)`` parts are styled. Nothing is parsed as rich markup."""
+    console.print(Text.assemble(*parts))
+
+
+def _fail(message: str) -> NoReturn:
+    say(("error:", "red"), " ", message)
+    raise typer.Exit(2)
 
 
 def _version(value: bool) -> None:
@@ -36,27 +63,113 @@ def _root(
     """Metric depth (metres) from single photographs."""
 
 
+def _writable_dir(path: Path, option: str) -> None:
+    """Usage error unless ``path`` is (or can become) a folder we can write into."""
+    if path.exists() and not path.is_dir():
+        _fail(f"{option} {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".metricdepth-write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        _fail(f"{option} {path}: cannot write there ({err.strerror or err})")
+
+
+def _writable_file(path: Path, option: str) -> None:
+    """Usage error unless ``path`` can be written as a file (not a folder, its folder writable)."""
+    if path.is_dir():
+        _fail(f"{option} {path}: is a folder; give a file name")
+    _writable_dir(path.parent if str(path.parent) else Path("."), f"{option} {path}:")
+
+
+@contextlib.contextmanager
+def _signals_as_exit() -> Iterator[None]:
+    """SIGTERM (and SIGHUP) raise SystemExit, so partial outputs are cleaned up like on Ctrl-C."""
+
+    def handler(signum, frame) -> None:
+        raise SystemExit(128 + signum)
+
+    names = ("SIGTERM", "SIGHUP")
+    previous = {}
+    for name in names:
+        if hasattr(signal, name):
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                previous[name] = signal.signal(getattr(signal, name), handler)
+    try:
+        yield
+    finally:
+        for name, old in previous.items():
+            signal.signal(getattr(signal, name), old)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _load_model(checkpoint: str, device: str, precision: str = "auto"):
+    from ..models.depth_pro import CheckpointError, DepthPro
+
+    say("loading ", checkpoint)
+    try:
+        model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
+    except (CheckpointError, ValueError) as err:
+        _fail(str(err))
+    say(f"model: {checkpoint} ({model.config.name}) on {model.device}, {str(model.dtype).removeprefix('torch.')}")
+    return model
+
+
+def _open_benchmarks(specs: list[str], **overrides):
+    from ..evaluation import open_benchmark
+
+    sets = []
+    for spec in specs:
+        try:
+            sets.append(open_benchmark(spec, **overrides))
+        except Exception as err:  # missing folder, unknown name or option: usage errors
+            _fail(str(err))
+    labels = [s.label for s in sets]
+    if len(set(labels)) != len(labels):
+        _fail(f"each dataset name may be given once, got {', '.join(labels)}")
+    return sets
+
+
 @app.command()
 def predict(
     inputs: Annotated[
-        list[str], typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")
-    ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path(
-        "metricdepth_output"
-    ),
+        list[str] | None, typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")
+    ] = None,
+    dataset: Annotated[
+        list[str],
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="NAME=PATH[,KEY=VALUE...]: predict exactly the samples a benchmark reader yields, each "
+            f"stored under its sample name (for evaluate --predictions). NAME: {BENCHMARK_NAMES}.",
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path("metricdepth_output"),
     checkpoint: Annotated[
         str, typer.Option("--checkpoint", "-c", help="Hub repo id or local .pt / .safetensors file.")
     ] = "apple/DepthPro",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
-    precision: Annotated[
-        str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")
-    ] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
     f_px: Annotated[
         float | None,
-        typer.Option(
-            "--f-px", help="Focal length in pixels for every image (default: EXIF, else predicted)."
-        ),
+        typer.Option("--f-px", help="Focal length in pixels for every image (overrides --focal auto)."),
     ] = None,
+    focal: Annotated[
+        str,
+        typer.Option(help="auto (--f-px, then EXIF, then the FOV head), exif (EXIF only), predicted (FOV head)."),
+    ] = "auto",
     formats: Annotated[
         str, typer.Option(help="Comma-separated outputs: npz, depth16, color, ply, json.")
     ] = "npz,depth16,color,ply,json",
@@ -64,52 +177,57 @@ def predict(
         float | None,
         typer.Option("--max-depth", help="Metres; farther pixels are left out of the PNG and the PLY."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing files that metricdepth did not write.")
+    ] = False,
+    skip_existing: Annotated[
+        bool,
+        typer.Option("--skip-existing", help="Skip images whose outputs metricdepth already wrote (resume)."),
+    ] = False,
 ) -> None:
-    """Predict metric depth, focal length and a point cloud for each image."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ..batch import collect_inputs, predict_files, report_message
+    """Predict metric depth, focal length and a point cloud for each image (or benchmark sample)."""
+    from ..inference import FOCAL_POLICIES
     from ..io.writers import FORMATS
-    from ..models.depth_pro import CheckpointError, DepthPro
 
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = sorted(set(chosen) - set(FORMATS))
     if unknown or not chosen:
         _fail(f"--formats: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(FORMATS)}")
-    if f_px is not None and not (math.isfinite(f_px) and f_px > 0):
-        _fail("--f-px must be a positive number of pixels")
+    if f_px is not None and not (math.isfinite(f_px) and F_PX_RANGE[0] <= f_px <= F_PX_RANGE[1]):
+        _fail(f"--f-px must be a focal length between {F_PX_RANGE[0]:g} and {F_PX_RANGE[1]:g} pixels, got {f_px:g}")
+    if focal not in FOCAL_POLICIES:
+        _fail(f"--focal: unknown {focal!r}; choose from {', '.join(FOCAL_POLICIES)}")
+    if f_px is not None and focal != "auto":
+        _fail(f"--f-px gives the focal length itself; it cannot be combined with --focal {focal}")
     if max_depth is not None and not (math.isfinite(max_depth) and max_depth > 0):
         _fail("--max-depth must be a positive number of metres")
+    if overwrite and skip_existing:
+        _fail("give at most one of --overwrite and --skip-existing")
+    if not inputs and not dataset:
+        _fail("give image files, folders or patterns, or --dataset NAME=PATH")
+    _writable_dir(output, "--output")
 
-    items, missing = collect_inputs(inputs, output)
+    from ..batch import collect_inputs, dataset_items, predict_files, report_message
+    from ..io.atomic import remove_stale_temporaries
+
+    items, missing = collect_inputs(inputs or [], output)
+    for eval_set, spec in zip(_open_benchmarks(dataset), dataset, strict=True):
+        items += dataset_items(eval_set.dataset, output, spec)
     failures = list(missing)
     if not items:
         for _, message in failures:
-            console.print(f"[red]error[/red] {message}")
+            say(("error", "red"), " ", message)
         _fail("no images to process")
+    for path in remove_stale_temporaries(output):
+        say("removed ", str(path), " (left by an interrupted run)")
 
-    console.print(f"loading {checkpoint}")
-    try:
-        model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
-    except (CheckpointError, ValueError) as err:
-        _fail(str(err))
-    console.print(
-        f"model: {checkpoint} ({model.config.name}) on {model.device}, "
-        f"{str(model.dtype).removeprefix('torch.')}"
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    model = _load_model(checkpoint, device, precision)
+    with _progress() as progress, _signals_as_exit():
         task = progress.add_task("predicting", total=len(items))
 
         def on_done(item, error) -> None:
             if error is not None:
-                progress.console.print(f"[red]failed[/red] {report_message(error, item.path)}")
+                say(("failed", "red"), " ", report_message(error, item.label), console=progress.console)
             progress.advance(task)
 
         report = predict_files(
@@ -117,17 +235,21 @@ def predict(
             items,
             formats=chosen,
             f_px=f_px,
+            focal=focal,
             max_depth=max_depth,
-            extra={"checkpoint": checkpoint, "model": model.config.name},
+            extra={"checkpoint": checkpoint, "model": model.config.name, "focal_policy": focal},
+            overwrite=overwrite,
+            skip_existing=skip_existing,
             on_done=on_done,
         )
 
     failures += report.failures
-    console.print(f"{len(report.written)} of {len(items) + len(missing)} inputs written to {output}")
+    skipped = f", {len(report.skipped)} skipped (already done)" if report.skipped else ""
+    say(f"{len(report.written)} of {len(items) + len(missing)} inputs written to ", str(output), skipped)
     if failures:
-        console.print(f"[red]{len(failures)} failed:[/red]")
+        say((f"{len(failures)} failed:", "red"))
         for _, message in failures:
-            console.print(f"  {message}")
+            say("  ", message)
         raise typer.Exit(1)
 
 
@@ -139,16 +261,24 @@ def evaluate(
             "--dataset",
             "-d",
             help="NAME=PATH[,KEY=VALUE...], e.g. kitti=raw/,depth_root=gt/,split_file=eigen.txt. "
-            "NAME: middlebury booster eth3d nuscenes sintel sunrgbd spring ibims diode diode-indoor "
-            "diode-outdoor nyu nyu-bts kitti void dis5k am2k p3m10k masks focal folder. Repeatable.",
+            f"NAME: {BENCHMARK_NAMES}. Repeatable.",
         ),
     ],
     predictions: Annotated[
-        Path | None, typer.Option(help="Folder of saved predictions (NAME.npz with key depth, metres).")
+        Path | None,
+        typer.Option(help="Folder of saved predictions (NAME.npz per sample, from predict -d or --save-predictions)."),
     ] = None,
     checkpoint: Annotated[
         str | None, typer.Option("--checkpoint", "-c", help="Depth Pro weights to run instead.")
     ] = None,
+    save_predictions: Annotated[
+        Path | None,
+        typer.Option("--save-predictions", help="With --checkpoint: also store each prediction as DIR/NAME.npz."),
+    ] = None,
+    use_exif: Annotated[
+        bool,
+        typer.Option("--use-exif", help="Scale depth with EXIF focal lengths where images carry one (not zero-shot)."),
+    ] = False,
     alignment: Annotated[
         list[str],
         typer.Option(
@@ -187,34 +317,40 @@ def evaluate(
     """Evaluate predictions or a model on benchmarks; writes results.{md,csv,json} and per_image.csv."""
     from rich.progress import Progress
 
-    from ..evaluation import ModelPredictor, PredictionFolder, open_benchmark, write_tables
-    from ..evaluation import evaluate as run_evaluation
-
     if (predictions is None) == (checkpoint is None):
         _fail("give exactly one of --predictions and --checkpoint")
-    overrides = {"min_depth": min_depth, "max_depth": max_depth, "crop": crop, "boundary_f1": boundary_f1}
-    try:
-        eval_sets = [open_benchmark(spec, **overrides) for spec in dataset]
-        labels = [s.label for s in eval_sets]
-        if len(set(labels)) != len(labels):
-            _fail(f"each dataset name may be given once, got {', '.join(labels)}")
-        fit_sets = {s.label: s for s in (open_benchmark(spec, **overrides) for spec in global_fit)}
-        fit_predictor = PredictionFolder(fit_predictions) if fit_predictions is not None else None
-        if predictions is not None:
-            predictor = PredictionFolder(predictions)
-        else:
-            from ..models.depth_pro import DepthPro
+    if save_predictions is not None and checkpoint is None:
+        _fail("--save-predictions needs --checkpoint (the predictions are what the model predicts)")
+    for name, value in (("--min-depth", min_depth), ("--max-depth", max_depth)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            _fail(f"{name} must be a non-negative number of metres, got {value:g}")
+    if min_depth is not None and max_depth is not None and min_depth >= max_depth:
+        _fail(f"--min-depth {min_depth:g} must be below --max-depth {max_depth:g}")
+    _writable_dir(output, "--output")
+    if save_predictions is not None:
+        _writable_dir(save_predictions, "--save-predictions")
 
-            predictor = ModelPredictor(DepthPro.from_pretrained(checkpoint, device=device))
-    except typer.Exit:
-        raise
-    except Exception as err:  # missing folder, unknown name, unreadable checkpoint: usage errors
+    from ..evaluation import ModelPredictor, PredictionFolder, write_tables
+    from ..evaluation import evaluate as run_evaluation
+
+    overrides = {"min_depth": min_depth, "max_depth": max_depth, "crop": crop, "boundary_f1": boundary_f1}
+    eval_sets = _open_benchmarks(dataset, **overrides)
+    fit_sets = {s.label: s for s in _open_benchmarks(global_fit, **overrides)}
+    try:
+        fit_predictor = PredictionFolder(fit_predictions, use_exif=use_exif) if fit_predictions else None
+        if predictions is not None:
+            predictor = PredictionFolder(predictions, use_exif=use_exif)
+    except FileNotFoundError as err:
         _fail(str(err))
+    if checkpoint is not None:
+        model = _load_model(checkpoint, device)
+        info = {"checkpoint": checkpoint, "model": model.config.name, "focal_policy": "exif" if use_exif else "predicted"}
+        predictor = ModelPredictor(model, use_exif=use_exif, save_to=save_predictions, info=info)
 
     total = sum(len(s.dataset) for s in eval_sets)
     if any(a.startswith("global-") for a in alignment):
         total += sum(len(s.dataset) for s in fit_sets.values())
-    with Progress(console=console) as progress:
+    with Progress(console=console) as progress, _signals_as_exit():
         task = progress.add_task("evaluating", total=total)
         try:
             result = run_evaluation(
@@ -228,16 +364,21 @@ def evaluate(
         except (FileNotFoundError, ValueError) as err:
             _fail(str(err))
     source = str(predictions) if predictions is not None else str(checkpoint)
-    info = {"source": source, "datasets": dataset, "alignments": alignment}
+    info = {"source": source, "datasets": dataset, "alignments": alignment, "use_exif": use_exif}
     if global_fit:
         info["global_fit"] = global_fit
-    paths = write_tables(result, output, info=info)
+    if save_predictions is not None:
+        info["saved_predictions"] = str(save_predictions)
+    try:
+        paths = write_tables(result, output, info=info)
+    except OSError as err:
+        _fail(f"--output {output}: cannot write the results ({err.strerror or err})")
     typer.echo((output / "results.md").read_text())
-    console.print(f"wrote {', '.join(p.name for p in paths)} to {output}")
+    say("wrote ", ", ".join(p.name for p in paths), " to ", str(output))
     if result.failures:
-        console.print(f"[red]{len(result.failures)} image(s) not scored:[/red]")
+        say((f"{len(result.failures)} image(s) not scored:", "red"))
         for label, name, reason in result.failures:
-            console.print(f"  {label} / {name}: {reason}")
+            say("  ", f"{label} / {name}: {reason}")
         raise typer.Exit(1)
 
 
@@ -259,41 +400,39 @@ def synth(
     device: Annotated[str, typer.Option(help="cpu or cuda: where to ray-cast.")] = "cpu",
 ) -> None:
     """Render procedural scenes with exact metric depth, masks, intrinsics and captions."""
-    from PIL import Image
-    from rich.progress import Progress
-
-    from ..data.synthetic import FAMILIES, SyntheticScenes, contact_sheet, write_samples
-    from ..io.writers import atomic_path
-
     if (out_dir is None) == (preview is None):
         _fail("give an output folder or --preview FILE.png (not both)")
     count = count if count is not None else (12 if preview is not None else None)
     if count is None or count < 1:
         _fail("--count must be a positive number of samples")
+    if preview is not None:
+        _writable_file(preview, "--preview")
+    else:
+        _writable_dir(out_dir, "OUT_DIR")  # type: ignore[arg-type]
+
+    from PIL import Image
+    from rich.progress import Progress
+
+    from ..data.synthetic import FAMILIES, SyntheticScenes, contact_sheet, write_samples
+    from ..io.atomic import atomic_path
+
     try:
-        dataset = SyntheticScenes(
-            size, family or FAMILIES, seed, length=count, device=device, shadows=shadows
-        )
+        scenes = SyntheticScenes(size, family or FAMILIES, seed, length=count, device=device, shadows=shadows)
     except ValueError as err:
         _fail(str(err))
-    with Progress(console=console) as progress:
+    with Progress(console=console) as progress, _signals_as_exit():
         task = progress.add_task("rendering", total=count)
         if preview is not None:
             samples = []
             for index in range(count):
-                samples.append(dataset[index])
+                samples.append(scenes[index])
                 progress.advance(task)
             with atomic_path(preview) as tmp:
                 Image.fromarray(contact_sheet(samples)).save(tmp, format="PNG")
-            console.print(f"wrote {preview}")
+            say("wrote ", str(preview))
         else:
-            write_samples(dataset, out_dir, count, on_sample=lambda _: progress.advance(task))
-            console.print(f"wrote {count} samples to {out_dir}")
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
+            write_samples(scenes, out_dir, count, on_sample=lambda _: progress.advance(task))
+            say(f"wrote {count} samples to ", str(out_dir))
 
 
 def main() -> None:

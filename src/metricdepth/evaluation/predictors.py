@@ -1,50 +1,167 @@
-"""Depth sources for evaluation: ``predict(sample) -> (depth (H, W) metres, focal_px or None)``."""
+"""Depth sources for evaluation: ``predict(sample) -> Prediction``, zero-shot unless asked otherwise.
+
+* :class:`ModelPredictor` runs any :class:`~metricdepth.inference.DepthSource` on a sample's image with
+  the model's own focal length (never EXIF, unless ``use_exif``), and can save what it predicted.
+* :class:`PredictionFolder` reads what ``metricdepth predict`` (or ``evaluate --save-predictions``)
+  wrote, keyed by sample name, and keeps it zero-shot: depth that was scaled with an EXIF or user focal
+  length is rescaled to the model's own estimate (depth ∝ focal length, D = f_px / (W · C)), and only
+  the model's own focal length is scored.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..camera import fov_to_focal, intrinsics_matrix
 from ..data.sample import Sample
+from ..inference import MAX_INVERSE_DEPTH, MIN_INVERSE_DEPTH
+from ..prediction import Prediction
 
-__all__ = ["ModelPredictor", "PredictionFolder"]
+__all__ = ["ModelPredictor", "PredictionFolder", "model_focal_px", "read_prediction"]
+
+MODEL_FOCAL_SOURCE = "predicted"
+
+
+def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Prediction:
+    """A saved ``NAME.npz`` as a :class:`Prediction`, zero-shot by default.
+
+    Reads ``depth`` (metres) or ``inverse_depth`` (relative, ``kind="relative"``), and the camera
+    fields ``metricdepth predict`` stores (``focal_px``, ``focal_source``, ``predicted_fov_deg``).
+    Metric depth computed with an EXIF or user focal length is rescaled by f_predicted / f_used (depth
+    is proportional to the focal length) and clamped to the network's range again, unless
+    ``use_exif`` and the source was EXIF; the result's focal is then the model's own.
+
+    Raises:
+        ValueError: the file is unreadable or lacks the maps; the message names it.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fields = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable .npz prediction ({type(err).__name__}: {err})") from None
+    if "depth" not in fields and "inverse_depth" not in fields:
+        raise ValueError(f"{path}: no 'depth' (or 'inverse_depth') array; has {', '.join(fields) or 'nothing'}")
+
+    def scalar(key: str) -> float | None:
+        if key not in fields:
+            return None
+        try:
+            value = float(fields[key])
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: {key} is not a number") from None
+        return value if math.isfinite(value) else None
+
+    source = str(fields["focal_source"]) if "focal_source" in fields else ""
+    used_focal = scalar("focal_px")
+    predicted_fov = scalar("predicted_fov_deg")
+    if "depth" not in fields:
+        inverse = _map(fields["inverse_depth"], path, "inverse_depth")
+        return Prediction(depth=None, inverse_depth=torch.from_numpy(inverse), kind="relative",
+                          predicted_fov_deg=predicted_fov)
+    depth = _map(fields["depth"], path, "depth")
+    height, width = depth.shape
+    focal, focal_source = used_focal, (source or None)
+    if source not in ("", MODEL_FOCAL_SOURCE) and not (use_exif and source == "exif"):
+        model_focal = fov_to_focal(predicted_fov, width) if predicted_fov and 0 < predicted_fov < 180 else None
+        if model_focal is None or used_focal is None:
+            raise ValueError(
+                f"{path}: depth was scaled with a {source} focal length and the file holds no model estimate "
+                "to make it zero-shot; predict with --focal predicted, or evaluate with --use-exif"
+            )
+        depth *= np.float32(model_focal / used_focal)
+        np.clip(depth, 1 / MAX_INVERSE_DEPTH, 1 / MIN_INVERSE_DEPTH, out=depth)
+        focal, focal_source = model_focal, MODEL_FOCAL_SOURCE
+    tensor = torch.from_numpy(depth)
+    return Prediction(
+        depth=tensor,
+        inverse_depth=torch.reciprocal(tensor),
+        focal_px=focal,
+        focal_source=focal_source if focal is not None else None,  # type: ignore[arg-type]
+        intrinsics=None if focal is None else intrinsics_matrix(torch.tensor(focal), width, height),
+        predicted_fov_deg=predicted_fov,
+    )
+
+
+def model_focal_px(prediction: Prediction) -> float | None:
+    """The model's own focal estimate (pixels) in a prediction, never an EXIF or user value; None if absent."""
+    if prediction.focal_source == MODEL_FOCAL_SOURCE and prediction.focal_px is not None:
+        return float(prediction.focal_px)
+    fov = prediction.predicted_fov_deg
+    if fov is not None and 0 < float(fov) < 180:
+        return fov_to_focal(float(fov), prediction.image_size[1])
+    return None
+
+
+def _map(array: np.ndarray, path: Path, key: str) -> np.ndarray:
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{path}: {key} must be an (H, W) float array, got {array.shape} {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 class PredictionFolder:
-    """Saved predictions: ``ROOT/NAME.npz`` (or the one ``.npz`` in ``ROOT/NAME/``) with key ``depth``
-    in metres and optionally ``focal_px``, as ``metricdepth predict`` writes them."""
+    """Saved predictions: ``ROOT/NAME.npz`` per sample (or the one ``.npz`` in ``ROOT/NAME/``), as
+    ``metricdepth predict -d`` and ``evaluate --save-predictions`` write them; see :func:`read_prediction`."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, use_exif: bool = False) -> None:
         self.root = Path(root)
+        self.use_exif = use_exif
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: predictions folder not found")
 
-    def predict(self, sample: Sample) -> tuple[np.ndarray, float | None]:
+    def predict(self, sample: Sample) -> Prediction:
         name = sample["name"]
         path = self.root / f"{name}.npz"
         if not path.is_file():
             found = sorted((self.root / name).glob("*.npz")) if (self.root / name).is_dir() else []
             if len(found) != 1:
                 raise FileNotFoundError(
-                    f"{self.root}: no prediction {name}.npz (nor a single .npz in {name}/)"
+                    f"{self.root}: no prediction {name}.npz (nor a single .npz in {name}/); "
+                    "predict a benchmark with `metricdepth predict -d NAME=PATH` to store each sample "
+                    "under its name"
                 )
             path = found[0]
-        with np.load(path) as data:
-            if "depth" not in data.files:
-                raise ValueError(f"{path}: no 'depth' array")
-            focal = float(data["focal_px"]) if "focal_px" in data.files else None
-            return data["depth"].astype(np.float32), focal
+        return read_prediction(path, use_exif=self.use_exif)
 
 
 class ModelPredictor:
-    """Predict with a model's ``infer`` (zero-shot: the model's own focal length, never EXIF)."""
+    """Predict with a depth source's ``infer``: zero-shot (the model's own focal length, never EXIF)
+    unless ``use_exif``, which takes a sample's ``exif_focal_px`` where its image file had one.
 
-    def __init__(self, model: Any) -> None:
+    ``save_to``: write each prediction as ``save_to/NAME.npz`` + ``NAME.json`` (what ``metricdepth
+    predict -d`` writes), so ``evaluate --predictions save_to`` scores the same numbers again.
+    """
+
+    def __init__(self, model: Any, *, use_exif: bool = False, save_to: str | os.PathLike | None = None,
+                 info: dict[str, Any] | None = None) -> None:
         self.model = model
+        self.use_exif = use_exif
+        self.save_to = Path(save_to) if save_to is not None else None
+        self.info = info or {}
 
-    def predict(self, sample: Sample) -> tuple[np.ndarray, float | None]:
-        prediction = self.model.infer(sample["image"], use_exif=False)
-        return prediction.depth.float().cpu().numpy(), float(prediction.focal_px)
+    def predict(self, sample: Sample) -> Prediction:
+        from ..io.images import LoadedImage
+
+        exif = sample.get("exif_focal_px") if self.use_exif else None
+        image = LoadedImage(rgb=sample["image"], focal_px=exif)
+        prediction = self.model.infer(image, focal="auto", use_exif=self.use_exif)
+        if self.save_to is not None:
+            from ..batch import _check_finite, _sample_stem
+            from ..io.writers import save_prediction
+
+            _check_finite(prediction, sample["name"])
+            save_prediction(
+                prediction,
+                sample["image"],
+                _sample_stem(self.save_to, sample["name"]),
+                formats=("npz", "json"),
+                extra={"sample": sample["name"], **self.info},
+            )
+        return prediction

@@ -7,7 +7,11 @@ What is scored follows from what a sample carries:
   Pro's boundary F1 on the unaligned prediction where the protocol says the ground truth is dense,
   counting only neighbour pairs of valid ground truth (holes are not edges).
 * ``mask`` → Depth Pro's boundary recall of the prediction against the mask or matte.
-* ``K`` or ``focal_px`` → focal-length metrics, if the predictor reports a focal length.
+* ``K`` or ``focal_px`` → focal-length metrics of the model's own estimate (never an EXIF or user
+  value: :func:`~metricdepth.evaluation.predictors.model_focal_px`).
+
+A sample with nothing to score (no valid ground truth in range, a prediction that is NaN, infinite or
+not positive where it is scored) is a failure, listed by name, never a silent NaN row.
 
 Boundary and focal metrics do not depend on the alignment (both are scale-invariant or use no depth)
 and are repeated on every alignment row of a dataset. Output is deterministic: fixed order, no clocks.
@@ -24,9 +28,11 @@ import numpy as np
 
 from ..alignment import ALIGNMENTS, GLOBAL_ALIGNMENTS, GlobalAlignment, align
 from ..data.sample import Sample
+from ..prediction import Prediction
 from ..metrics.boundary import boundary_f1, boundary_recall
 from ..metrics.depth import DepthMetricAccumulator, crop_mask
 from ..metrics.focal import focal_metrics
+from .predictors import model_focal_px
 from .protocols import EvalSet, Protocol
 
 __all__ = ["EvalResult", "evaluate"]
@@ -68,21 +74,69 @@ def _gt_focal(sample: Sample) -> float | None:
 
 
 def _fit_global(
-    predictor: Any, fit_set: EvalSet, modes: Sequence[str], on_image: Callable | None
+    predictor: Any,
+    fit_set: EvalSet,
+    modes: Sequence[str],
+    on_image: Callable | None,
+    failures: list[tuple[str, str, str]],
 ) -> dict[str, GlobalAlignment]:
+    """Fit each global alignment on ``fit_set``; images that fail are skipped and added to ``failures``."""
     fits = {mode: GlobalAlignment(GLOBAL_ALIGNMENTS[mode]) for mode in modes}
+    label = f"{fit_set.label} (global fit)"
     for index in range(len(fit_set.dataset)):
-        sample = fit_set.dataset[index]
-        if "depth" not in sample:
-            raise ValueError(f"{fit_set.label}: {sample['name']} has no depth to fit a global alignment on")
-        depth, _ = predictor.predict(sample)
-        _check_shape(sample, depth, sample["depth"])
-        mask = _eval_mask(sample, fit_set.protocol)
-        for fit in fits.values():
-            fit.update(depth, sample["depth"], mask)
+        name = f"#{index}"
+        try:
+            sample = fit_set.dataset[index]
+            name = sample["name"]
+            if sample.get("depth") is None:
+                raise ValueError(f"{name} has no depth to fit a global alignment on")
+            depth = _metric_depth(sample, predictor.predict(sample))
+            _check_shape(sample, depth, sample["depth"])
+            mask = _scored_mask(sample, fit_set.protocol, depth)
+            for fit in fits.values():
+                fit.update(depth, sample["depth"], mask)
+        except Exception as err:  # unreadable, missing prediction, nothing valid: report, go on
+            failures.append((label, name, _reason(err)))
         if on_image is not None:
-            on_image(fit_set.label, sample["name"])
-    return {mode: fit.fit() for mode, fit in fits.items()}
+            on_image(fit_set.label, name)
+    try:
+        return {mode: fit.fit() for mode, fit in fits.items()}
+    except ValueError as err:
+        raise ValueError(f"{fit_set.label}: the global fit has nothing to fit on ({err})") from None
+
+
+def _reason(err: Exception) -> str:
+    return str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
+
+
+def _metric_depth(sample: Sample, prediction: Prediction) -> np.ndarray:
+    """The prediction's (H, W) float32 metric depth; relative predictions cannot be scored as depth."""
+    if not prediction.is_metric:
+        raise ValueError(
+            f"{sample['name']}: the prediction is relative (affine-invariant inverse depth), not metric depth"
+        )
+    return prediction.depth.float().cpu().numpy()  # type: ignore[union-attr]
+
+
+def _scored_mask(sample: Sample, protocol: Protocol, depth: np.ndarray) -> np.ndarray:
+    """Pixels to score: valid ground truth in crop and range; raises ValueError naming the sample when
+    there is none, or when the prediction is NaN, infinite or not positive on any of them."""
+    mask = _eval_mask(sample, protocol)
+    if not mask.any():
+        low = protocol.min_depth if protocol.min_depth is not None else 0
+        high = protocol.max_depth if protocol.max_depth is not None else float("inf")
+        raise ValueError(
+            f"{sample['name']}: no valid ground-truth pixel inside the crop ({protocol.crop or 'none'}) "
+            f"and the depth range {low:g}–{high:g} m"
+        )
+    scored = depth[mask]
+    bad = int(np.count_nonzero(~(np.isfinite(scored) & (scored > 0))))
+    if bad:
+        raise ValueError(
+            f"{sample['name']}: the prediction is NaN, infinite or not positive at {bad} of {scored.size} "
+            "scored pixels"
+        )
+    return mask
 
 
 class _Scores:
@@ -100,34 +154,39 @@ class _Scores:
         self.image_rows: list[dict[str, Any]] = []
         self.scored = 0
 
-    def add(self, sample: Sample, depth: np.ndarray, focal: float | None) -> None:
+    def add(self, sample: Sample, prediction: Prediction) -> None:
         """Score one sample; raises ValueError (shape mismatch, nothing valid) before recording anything."""
         extra: dict[str, Any] = {}
         gt_focal = _gt_focal(sample)
+        focal = model_focal_px(prediction)
         if focal is not None and gt_focal is not None:
             extra.update(focal_px=focal, gt_focal_px=gt_focal)
-        if sample.get("mask") is not None:
-            _check_shape(sample, depth, sample["mask"])
-            extra["boundary_recall"] = boundary_recall(depth, sample["mask"])
         rows = []
         if sample.get("depth") is None:
+            if sample.get("mask") is not None:
+                depth = _metric_depth(sample, prediction)
+                _check_shape(sample, depth, sample["mask"])
+                extra["boundary_recall"] = boundary_recall(depth, sample["mask"])
+            elif "focal_px" not in extra:
+                raise ValueError(f"{sample['name']}: nothing to score (no model focal estimate)")
             rows.append({"alignment": NO_ALIGNMENT})
         else:
+            depth = _metric_depth(sample, prediction)
             gt = sample["depth"]
             _check_shape(sample, depth, gt)
+            mask = _scored_mask(sample, self.protocol, depth)
+            if sample.get("mask") is not None:
+                _check_shape(sample, depth, sample["mask"])
+                extra["boundary_recall"] = boundary_recall(depth, sample["mask"])
             if self.protocol.boundary_f1:
                 gt_valid = sample.get("valid")
                 extra["boundary_f1"] = boundary_f1(
                     depth, gt, valid=gt_valid if gt_valid is not None else gt > 0
                 )
-            mask = _eval_mask(sample, self.protocol)
-            if mask.any():
-                aligned = {
-                    mode: self.fits[mode].apply(depth) if mode in self.fits else align(depth, gt, mask, mode)
-                    for mode in self.alignments
-                }
-            else:  # nothing to score (e.g. all ground truth beyond the cap): NaN rows, left out of means
-                aligned = dict.fromkeys(self.alignments, depth)
+            aligned = {
+                mode: self.fits[mode].apply(depth) if mode in self.fits else align(depth, gt, mask, mode)
+                for mode in self.alignments
+            }
             for mode in self.alignments:
                 rows.append({"alignment": mode, **self.depth[mode].update(aligned[mode], gt, mask)})
         self.image_rows += [{**row, "image": sample["name"], **extra} for row in rows]
@@ -174,7 +233,7 @@ def evaluate(
     fit_predictor: Any | None = None,
     on_image: Callable[[str, str], None] | None = None,
 ) -> EvalResult:
-    """Evaluate ``predictor`` (see :mod:`metricdepth.evaluation.predictors`) on every sample.
+    """Evaluate ``predictor`` (``predict(sample) -> Prediction``, see :mod:`.predictors`) on every sample.
 
     A sample that cannot be read or predicted, or whose prediction does not fit its ground truth, is
     skipped and listed in ``EvalResult.failures``; the tables count only the images scored.
@@ -201,23 +260,24 @@ def evaluate(
     for eval_set in eval_sets:
         label, dataset = eval_set.label, eval_set.dataset
         result.protocols[label] = eval_set.protocol
-        fits = (
-            _fit_global(fit_predictor or predictor, global_fit[label], global_modes, on_image)
-            if global_modes
-            else {}
-        )
+        try:
+            fits = (
+                _fit_global(fit_predictor or predictor, global_fit[label], global_modes, on_image, result.failures)
+                if global_modes
+                else {}
+            )
+        except ValueError as err:  # nothing at all to fit on: the dataset cannot be scored
+            result.failures.append((label, "(global fit)", str(err)))
+            continue
         scores = _Scores(eval_set.protocol, alignments, fits)
         for index in range(len(dataset)):
             name = f"#{index}"
             try:
                 sample = dataset[index]
                 name = sample["name"]
-                scores.add(sample, *predictor.predict(sample))
+                scores.add(sample, predictor.predict(sample))
             except Exception as err:  # unreadable file, missing prediction, bad shape: report, go on
-                reason = (
-                    str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
-                )
-                result.failures.append((label, name, reason))
+                result.failures.append((label, name, _reason(err)))
             if on_image is not None:
                 on_image(label, name)
         result.per_image += [{"dataset": label, **row} for row in scores.image_rows]

@@ -34,7 +34,7 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
 
 def write_pfm(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Write an (H, W) or (H, W, 3) float array as little-endian PFM (atomically)."""
-    from .writers import atomic_path
+    from .atomic import atomic_path
 
     array = np.asarray(array, dtype="<f4")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):

@@ -1,42 +1,50 @@
-"""Output files for a prediction, each written atomically (temp file in the same folder, then rename).
+"""Output files for a prediction. One image's files appear together or not at all (:class:`FileGroup`).
 
 =============  ==============================================================================
 format         file
 =============  ==============================================================================
-``npz``        ``NAME.npz``: depth (H, W) float32 m, focal_px, K (3, 3), fov_deg, predicted_fov_deg
+``npz``        ``NAME.npz``: depth (H, W) float32 m (or relative ``inverse_depth``), focal_px, K,
+               fov_deg, predicted_fov_deg, focal_source, kind
 ``depth16``    ``NAME_depth.png``: uint16 depth in millimetres, 0 = invalid; scale in PNG text
 ``color``      ``NAME_inverse_depth.png``: inverse depth through the turbo colour map (near = warm)
 ``ply``        ``NAME.ply``: binary coloured point cloud, metres, OpenCV camera frame, no flying pixels
 ``json``       ``NAME.json``: intrinsics, focal source, FOVs, image size, files written
 =============  ==============================================================================
+
+Every file carries a mark of metricdepth (PNG ``Software`` text, npz ``writer`` entry, PLY comment,
+JSON ``writer`` key): :func:`is_metricdepth_output` tells files metricdepth wrote from anyone else's,
+so a re-run replaces its own outputs and never a user's file.
+
+Full-resolution work runs in blocks of rows, so memory stays a few bytes per pixel beyond the
+prediction itself, whatever the image size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import secrets
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, PngImagePlugin
 
-from ..camera import focal_to_fov
-from ..geometry import depth_discontinuities, depth_to_points
-from ..prediction import Prediction
+from .atomic import FileGroup, atomic_path
 
 __all__ = [
     "DEPTH_PNG_SCALE",
     "FORMATS",
     "OUTPUT_SUFFIXES",
-    "atomic_path",
+    "WRITER_MARK",
+    "camera_summary",
     "colorize_inverse_depth",
+    "is_metricdepth_output",
+    "json_ready",
     "output_path",
+    "point_cloud",
     "read_depth_png",
     "save_prediction",
     "write_depth_png",
@@ -60,22 +68,16 @@ COLOR_DEPTH_RANGE = (0.1, 250.0)
 """Depths (m) the colour map is clipped to before min/max normalisation of inverse depth."""
 SKY_DEPTH = 0.999e4
 """Depths at or beyond this sit at the network's 10 km ceiling and are treated as sky (no 3D point)."""
+WRITER_MARK = "metricdepth"
+"""The mark every output file carries (see :func:`is_metricdepth_output`)."""
+BLOCK_PIXELS = 1 << 20
+"""Pixels per block of rows in full-resolution work (bounds temporary memory)."""
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name, not a pre-created file: the writer creates it with the usual umask permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def _row_blocks(height: int, width: int) -> Iterator[slice]:
+    rows = max(1, BLOCK_PIXELS // max(width, 1))
+    for start in range(0, height, rows):
+        yield slice(start, min(start + rows, height))
 
 
 def output_path(out_stem: str | os.PathLike, fmt: str) -> Path:
@@ -84,19 +86,58 @@ def output_path(out_stem: str | os.PathLike, fmt: str) -> Path:
     return stem.with_name(stem.name + OUTPUT_SUFFIXES[fmt])
 
 
-def write_npz(path: str | os.PathLike, prediction: Prediction) -> Path:
-    """Compressed npz: ``depth`` (H, W) float32 metres, ``focal_px``, ``K``, ``fov_deg``, predicted FOV."""
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN / ±inf floats as None and numpy scalars as Python ones (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """Strict JSON (NaN and inf become null), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n")
+    return Path(path)
+
+
+def write_npz(path: str | os.PathLike, prediction: Any) -> Path:
+    """Compressed npz of a single-image prediction.
+
+    Keys: ``depth`` (H, W) float32 metres (metric) or ``inverse_depth`` (relative), ``kind``,
+    ``focal_px``, ``K`` (3, 3), ``fov_deg``, ``predicted_fov_deg`` (NaN where unknown),
+    ``focal_source`` ("" where unknown) and ``writer``.
+    """
     camera = camera_summary(prediction)
-    predicted = camera["predicted_fov_deg"]
+    maps = (
+        {"depth": _numpy(prediction.depth)}
+        if prediction.is_metric
+        else {"inverse_depth": _numpy(prediction.inverse_depth)}
+    )
+
+    def number(value: float | None) -> np.float64:
+        return np.float64(np.nan if value is None else value)
+
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(
             f,
-            depth=prediction.depth.float().cpu().numpy(),
-            focal_px=np.float64(camera["focal_px"]),
-            K=np.asarray(camera["K"], dtype=np.float64),
-            fov_deg=np.float64(camera["fov_x_deg"]),
-            predicted_fov_deg=np.float64(np.nan if predicted is None else predicted),
-            focal_source=np.str_(camera["focal_source"]),
+            **maps,
+            kind=np.str_(prediction.kind),
+            focal_px=number(camera["focal_px"]),
+            K=np.asarray(camera["K"] if camera["K"] is not None else np.full((3, 3), np.nan), np.float64),
+            fov_deg=number(camera["fov_x_deg"]),
+            predicted_fov_deg=number(camera["predicted_fov_deg"]),
+            focal_source=np.str_(camera["focal_source"] or ""),
+            writer=np.str_(WRITER_MARK),
         )
     return Path(path)
 
@@ -107,17 +148,22 @@ def write_depth_png(path: str | os.PathLike, depth: np.ndarray, max_depth: float
     Depths beyond 65.535 m, beyond ``max_depth``, or non-finite are written as 0. The PNG text
     chunks record ``depth_scale`` (metres per unit), ``depth_unit`` and ``invalid_value``.
     """
-    depth = np.asarray(depth, dtype=np.float64)
-    units = np.rint(depth / DEPTH_PNG_SCALE)
-    valid = np.isfinite(depth) & (depth > 0) & (units <= np.iinfo(np.uint16).max)
-    if max_depth is not None:
-        valid &= depth <= max_depth
-    encoded = np.where(valid, units, 0).astype(np.uint16)
+    depth = np.asarray(depth)
+    encoded = np.zeros(depth.shape, np.uint16)
+    for rows in _row_blocks(*depth.shape):
+        block = depth[rows].astype(np.float64)
+        units = np.rint(block / DEPTH_PNG_SCALE)
+        with np.errstate(invalid="ignore"):
+            valid = np.isfinite(block) & (block > 0) & (units <= np.iinfo(np.uint16).max)
+            if max_depth is not None:
+                valid &= block <= max_depth
+        encoded[rows][valid] = units[valid]
     info = PngImagePlugin.PngInfo()
     info.add_text("depth_scale", repr(DEPTH_PNG_SCALE))
     info.add_text("depth_unit", "m")
     info.add_text("invalid_value", "0")
     info.add_text("description", "depth along the optical axis = value * depth_scale metres")
+    info.add_text("Software", WRITER_MARK)
     with atomic_path(path) as tmp:
         Image.fromarray(encoded).save(tmp, format="PNG", pnginfo=info)
     return Path(path)
@@ -128,8 +174,8 @@ def read_depth_png(path: str | os.PathLike) -> np.ndarray:
     with Image.open(path) as image:
         scale = float(image.text.get("depth_scale", DEPTH_PNG_SCALE))
         invalid = int(image.text.get("invalid_value", 0))
-        raw = np.asarray(image).astype(np.int64)
-    depth = (raw * scale).astype(np.float32)
+        raw = np.asarray(image)
+    depth = raw.astype(np.float32) * np.float32(scale)
     depth[raw == invalid] = np.nan
     return depth
 
@@ -137,97 +183,156 @@ def read_depth_png(path: str | os.PathLike) -> np.ndarray:
 def colorize_inverse_depth(
     inverse_depth: np.ndarray, depth_range: tuple[float, float] = COLOR_DEPTH_RANGE, cmap: str = "turbo"
 ) -> np.ndarray:
-    """(H, W) inverse depth → (H, W, 3) uint8, near = warm, normalised over the image's own range."""
+    """(H, W) inverse depth → (H, W, 3) uint8, near = warm, normalised over the image's own range.
+
+    Same colours as ``matplotlib.colormaps[cmap](normalised)``, looked up block by block in the
+    colour map's own table (no (H, W, 4) float64 image in between).
+    """
     from matplotlib import colormaps
 
-    inverse = np.clip(
-        np.nan_to_num(np.asarray(inverse_depth, dtype=np.float64)), 1 / depth_range[1], 1 / depth_range[0]
-    )
-    lo, hi = float(inverse.min()), float(inverse.max())
-    normalised = (inverse - lo) / (hi - lo) if hi > lo else np.zeros_like(inverse)
-    return (colormaps[cmap](normalised)[..., :3] * 255.0 + 0.5).astype(np.uint8)
+    colormap = colormaps[cmap]
+    lut = (colormap(np.arange(colormap.N))[:, :3] * 255.0 + 0.5).astype(np.uint8)
+    inverse = np.asarray(inverse_depth)
+    lo_clip, hi_clip = 1 / depth_range[1], 1 / depth_range[0]
+
+    def clipped(block: np.ndarray) -> np.ndarray:
+        return np.clip(np.nan_to_num(block.astype(np.float64)), lo_clip, hi_clip)
+
+    lo, hi = np.inf, -np.inf
+    for rows in _row_blocks(*inverse.shape):
+        block = clipped(inverse[rows])
+        if block.size:
+            lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+    out = np.empty((*inverse.shape, 3), np.uint8)
+    for rows in _row_blocks(*inverse.shape):
+        scaled = (clipped(inverse[rows]) - lo) / (hi - lo) if hi > lo else np.zeros(inverse[rows].shape)
+        scaled *= colormap.N
+        index = np.minimum(scaled.astype(np.int64), colormap.N - 1)
+        out[rows] = lut[index]
+    return out
 
 
 def write_color_png(path: str | os.PathLike, inverse_depth: np.ndarray) -> Path:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", WRITER_MARK)
     with atomic_path(path) as tmp:
-        Image.fromarray(colorize_inverse_depth(inverse_depth)).save(tmp, format="PNG")
+        Image.fromarray(colorize_inverse_depth(inverse_depth)).save(tmp, format="PNG", pnginfo=info)
     return Path(path)
 
 
-def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray) -> Path:
+PLY_VERTEX = np.dtype(
+    [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+)
+
+
+def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | None = None) -> Path:
     """Binary little-endian PLY with float32 x, y, z and uint8 red, green, blue per vertex.
 
     Args:
-        points: (N, 3) metres.
+        points: (N, 3) metres, or an (N,) array of :data:`PLY_VERTEX` records (then ``colors`` is None).
         colors: (N, 3) uint8 RGB.
     """
     from plyfile import PlyData, PlyElement
 
-    vertices = np.empty(
-        len(points),
-        dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")],
+    if points.dtype == PLY_VERTEX:
+        vertices = points
+    else:
+        vertices = np.empty(len(points), dtype=PLY_VERTEX)
+        for i, axis in enumerate("xyz"):
+            vertices[axis] = points[:, i]
+        for i, channel in enumerate(("red", "green", "blue")):
+            vertices[channel] = colors[:, i]  # type: ignore[index]
+    ply = PlyData(
+        [PlyElement.describe(vertices, "vertex")], text=False, byte_order="<", comments=[WRITER_MARK]
     )
-    for i, axis in enumerate("xyz"):
-        vertices[axis] = points[:, i]
-    for i, channel in enumerate(("red", "green", "blue")):
-        vertices[channel] = colors[:, i]
     with atomic_path(path) as tmp:
-        PlyData([PlyElement.describe(vertices, "vertex")], text=False, byte_order="<").write(str(tmp))
+        ply.write(str(tmp))
     return Path(path)
 
 
 def point_cloud(
-    prediction: Prediction, rgb: np.ndarray, max_depth: float | None = None, edge_rtol: float = 0.04
-) -> tuple[np.ndarray, np.ndarray]:
-    """Coloured 3D points of a prediction, without sky, far points and depth-discontinuity pixels.
+    prediction: Any, rgb: np.ndarray, max_depth: float | None = None, edge_rtol: float = 0.04
+) -> np.ndarray:
+    """Coloured 3D points of a metric prediction, without sky, far points and depth-discontinuity pixels.
+
+    Works block by block: beyond the depth map, memory is the kept points (15 bytes each) plus one
+    byte per pixel.
 
     Returns:
-        points (N, 3) float32 metres and colours (N, 3) uint8.
+        (N,) :data:`PLY_VERTEX` records: float32 x, y, z metres (OpenCV camera frame), uint8 RGB.
     """
-    depth = prediction.depth.float()
-    keep = (depth < SKY_DEPTH) & torch.isfinite(depth) & ~depth_discontinuities(depth, rtol=edge_rtol)
-    if max_depth is not None:
-        keep &= depth <= max_depth
-    points = depth_to_points(depth, prediction.intrinsics.float())[keep]
-    keep_np = keep.cpu().numpy()
-    return points.cpu().numpy().astype(np.float32), np.asarray(rgb)[keep_np]
+    import torch
+
+    from ..geometry import depth_discontinuities
+
+    depth = _numpy(prediction.depth)
+    K = prediction.intrinsics.double().cpu().numpy()
+    fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
+    height, width = depth.shape
+    keep = np.empty((height, width), bool)
+    for rows in _row_blocks(height, width):
+        top, bottom = max(rows.start - 1, 0), min(rows.stop + 1, height)  # one halo row each side
+        with_halo = torch.from_numpy(np.ascontiguousarray(depth[top:bottom]))
+        edges = depth_discontinuities(with_halo, rtol=edge_rtol).numpy()[rows.start - top :][: rows.stop - rows.start]
+        block = depth[rows]
+        with np.errstate(invalid="ignore"):
+            keep[rows] = (block < SKY_DEPTH) & np.isfinite(block) & ~edges
+            if max_depth is not None:
+                keep[rows] &= block <= max_depth
+    vertices = np.empty(int(keep.sum()), dtype=PLY_VERTEX)
+    filled = 0
+    for rows in _row_blocks(height, width):
+        index = np.flatnonzero(keep[rows])
+        count = len(index)
+        v = (index // width + rows.start).astype(np.float64)
+        u = (index % width).astype(np.float64)
+        z = depth[rows].reshape(-1)[index].astype(np.float64)
+        out = vertices[filled : filled + count]
+        out["x"] = (u - cx - skew * (v - cy) / fy) / fx * z
+        out["y"] = (v - cy) / fy * z
+        out["z"] = z
+        colours = np.asarray(rgb)[rows].reshape(-1, 3)[index]
+        out["red"], out["green"], out["blue"] = colours[:, 0], colours[:, 1], colours[:, 2]
+        filled += count
+    return vertices
 
 
-def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-    return Path(path)
+def camera_summary(prediction: Any) -> dict[str, Any]:
+    """Kind, intrinsics, focal source and fields of view of a single-image prediction, JSON-ready.
 
-
-def camera_summary(prediction: Prediction) -> dict[str, Any]:
-    """Intrinsics, focal source and fields of view of a single-image prediction, JSON-ready.
-
-    Reads only the small camera fields: the depth maps stay where they are.
+    Reads only the small camera fields: the depth maps stay where they are. Fields a source does
+    not have (a relative model's camera) are None.
     """
+    from ..camera import focal_to_fov
+
     if prediction.batched:
         raise ValueError("camera_summary takes a single-image prediction; index the batch first")
-    height, width = prediction.depth.shape
-    K = prediction.intrinsics.double().cpu().numpy()
-    predicted = prediction.predicted_fov_deg
+    height, width = prediction.image_size
+    K = None if prediction.intrinsics is None else prediction.intrinsics.double().cpu().numpy()
+
+    def scalar(value: Any) -> float | None:
+        return None if value is None else float(value)
+
     return {
+        "kind": prediction.kind,
         "width": width,
         "height": height,
-        "K": K.tolist(),
-        "fx": float(K[0, 0]),
-        "fy": float(K[1, 1]),
-        "cx": float(K[0, 2]),
-        "cy": float(K[1, 2]),
-        "focal_px": float(prediction.focal_px),
+        "K": None if K is None else K.tolist(),
+        "fx": None if K is None else float(K[0, 0]),
+        "fy": None if K is None else float(K[1, 1]),
+        "cx": None if K is None else float(K[0, 2]),
+        "cy": None if K is None else float(K[1, 2]),
+        "focal_px": scalar(prediction.focal_px),
         "focal_source": prediction.focal_source,
-        "fov_x_deg": float(prediction.fov_deg),
-        "fov_y_deg": focal_to_fov(float(K[1, 1]), height),
-        "predicted_fov_deg": None if predicted is None else float(predicted),
+        "fov_x_deg": scalar(prediction.fov_deg),
+        "fov_y_deg": None if K is None else focal_to_fov(float(K[1, 1]), height),
+        "predicted_fov_deg": scalar(prediction.predicted_fov_deg),
         "pixel_convention": "OpenCV: pixel centres at integer coordinates, x right, y down, z forward",
     }
 
 
 def save_prediction(
-    prediction: Prediction,
+    prediction: Any,
     rgb: np.ndarray,
     out_stem: str | os.PathLike,
     formats: Sequence[str] = FORMATS,
@@ -236,8 +341,11 @@ def save_prediction(
 ) -> list[Path]:
     """Write the chosen ``formats`` for one prediction next to each other as ``out_stem`` + suffix.
 
+    All files of the image appear together or none does, signals (SIGINT, SIGTERM) included.
+    Relative predictions (no metric depth) get ``npz``, ``color`` and ``json`` only.
+
     Args:
-        prediction: single-image prediction.
+        prediction: single-image :class:`~metricdepth.Prediction`.
         rgb: (H, W, 3) uint8 image the prediction belongs to (colours of the point cloud).
         out_stem: output path without extension, e.g. ``out/photo``.
         max_depth: metres; farther pixels are left out of the PNG and the PLY.
@@ -251,43 +359,62 @@ def save_prediction(
         raise ValueError(f"unknown output formats {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     if max_depth is not None and not (math.isfinite(max_depth) and max_depth > 0):
         raise ValueError(f"max_depth must be a positive number of metres, got {max_depth}")
+    if not prediction.is_metric and {"depth16", "ply"} & set(formats):
+        raise ValueError("a relative prediction has no metric depth: depth16 and ply need one")
     stem = Path(out_stem)
-    written: list[Path] = []
-    try:
-        _write_formats(prediction, rgb, stem, formats, max_depth, extra, written)
-    except BaseException:
-        for path in written:  # all of an image's outputs or none of them
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        raise
+    with FileGroup() as group:
+        if "npz" in formats:
+            write_npz(group.stage(output_path(stem, "npz")), prediction)
+        if "depth16" in formats:
+            write_depth_png(group.stage(output_path(stem, "depth16")), _numpy(prediction.depth), max_depth)
+        if "color" in formats:
+            write_color_png(group.stage(output_path(stem, "color")), _numpy(prediction.inverse_depth))
+        if "ply" in formats:
+            vertices = point_cloud(prediction, rgb, max_depth=max_depth)
+            write_ply(group.stage(output_path(stem, "ply")), vertices)
+            del vertices
+        if "json" in formats:
+            json_path = output_path(stem, "json")
+            summary = {"writer": WRITER_MARK, **(extra or {}), **camera_summary(prediction)}
+            summary["files"] = [p.name for p in [*group.targets, json_path]]
+            summary["depth_png_scale_m"] = DEPTH_PNG_SCALE if "depth16" in formats else None
+            summary["max_depth_m"] = max_depth
+            write_json(group.stage(json_path), summary)
+        written = group.targets
     return written
 
 
-def _write_formats(
-    prediction: Prediction,
-    rgb: np.ndarray,
-    stem: Path,
-    formats: Sequence[str],
-    max_depth: float | None,
-    extra: dict[str, Any] | None,
-    written: list[Path],
-) -> None:
-    """Write each format in turn, appending to ``written`` as files land."""
-    depth = prediction.depth.float().cpu().numpy()
-    if "npz" in formats:
-        written.append(write_npz(output_path(stem, "npz"), prediction))
-    if "depth16" in formats:
-        written.append(write_depth_png(output_path(stem, "depth16"), depth, max_depth))
-    if "color" in formats:
-        inverse = prediction.inverse_depth.float().cpu().numpy()
-        written.append(write_color_png(output_path(stem, "color"), inverse))
-    if "ply" in formats:
-        points, colors = point_cloud(prediction, rgb, max_depth=max_depth)
-        written.append(write_ply(output_path(stem, "ply"), points, colors))
-    if "json" in formats:
-        json_path = output_path(stem, "json")
-        summary = {**(extra or {}), **camera_summary(prediction)}
-        summary["files"] = [p.name for p in [*written, json_path]]
-        summary["depth_png_scale_m"] = DEPTH_PNG_SCALE if "depth16" in formats else None
-        summary["max_depth_m"] = max_depth
-        written.append(write_json(json_path, summary))
+def _numpy(tensor: Any) -> np.ndarray:
+    """A float32 numpy view of a tensor (no copy for a CPU float32 tensor)."""
+    return tensor.detach().float().cpu().numpy()
+
+
+def is_metricdepth_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file metricdepth wrote (it carries :data:`WRITER_MARK`).
+
+    Reads headers only: PNG text chunks, the npz member list, the PLY header, the JSON's
+    ``writer`` key. Unreadable or foreign files are not metricdepth's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".png":
+            with Image.open(path) as image:
+                return getattr(image, "text", {}).get("Software") == WRITER_MARK
+        if suffix == ".npz":
+            with zipfile.ZipFile(path) as archive:
+                return "writer.npy" in archive.namelist()
+        if suffix == ".ply":
+            with open(path, "rb") as f:
+                header = f.read(512)
+            return header.startswith(b"ply") and f"comment {WRITER_MARK}".encode() in header
+        if suffix == ".json":
+            if path.stat().st_size > 1 << 20:
+                return False
+            data = json.loads(path.read_text())
+            return isinstance(data, dict) and data.get("writer") == WRITER_MARK
+    except Exception:  # unreadable, truncated, not what its suffix says: not ours
+        return False
+    return False

@@ -12,8 +12,6 @@ Layouts understood:
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import os
 import re
@@ -24,12 +22,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from .config import PRESETS, DepthProConfig
+from ...io.atomic import atomic_path
+from .config import DepthProConfig
 
 __all__ = [
     "CheckpointError",
     "convert_hf_state_dict",
-    "infer_config",
+    "hub_reachable",
     "load_checkpoint",
     "normalize_state_dict",
     "resolve_checkpoint",
@@ -88,6 +87,9 @@ def _download(
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     failures = []
+    if not local_only and not hub_reachable():
+        # huggingface_hub would retry for about a minute; use the cache, and advise at once.
+        local_only = True
     for candidate in (filename,) if filename else HUB_FILENAMES:
         try:
             return Path(
@@ -116,6 +118,26 @@ def _download(
         f"    DepthPro.from_pretrained('checkpoints/{wanted}')\n"
         f"Files already in the Hugging Face cache (HF_HOME) are used without a connection."
     )
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's host (``HF_ENDPOINT``, default huggingface.co) answers a TCP connection.
+
+    False at once when ``HF_HUB_OFFLINE`` is set, or when the name does not resolve.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- reading the file
@@ -251,36 +273,9 @@ def _convert_hf_key(key: str) -> str:
     raise CheckpointError(f"unrecognised key in a transformers DepthPro checkpoint: {key}")
 
 
-# ------------------------------------------------------------------------- config inference
-@functools.cache
-def config_shapes(config: DepthProConfig) -> dict[str, tuple[int, ...]]:
-    """key → shape of the state dict of ``config``'s model (built on the meta device)."""
-    from .model import DepthPro
-
-    with torch.device("meta"):
-        model = DepthPro(config)
-    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
-
-
-def infer_config(state: dict[str, Tensor]) -> DepthProConfig:
-    """The preset (with or without FOV head) whose keys and shapes equal those of ``state``."""
-    shapes = {key: tuple(value.shape) for key, value in state.items()}
-    has_fov = any(key.startswith("fov.") for key in shapes)
-    for preset in PRESETS.values():
-        config = preset if has_fov else dataclasses.replace(preset, fov_encoder=None)
-        if config_shapes(config) == shapes:
-            return config
-    raise CheckpointError(
-        "the weights match no Depth Pro preset "
-        f"({', '.join(PRESETS)}); pass config= with the architecture they were trained with"
-    )
-
-
 # ------------------------------------------------------------------------------------- saving
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model``'s weights and config to a ``.safetensors`` file, atomically."""
-    from ...io.writers import atomic_path
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: save_pretrained writes .safetensors files")

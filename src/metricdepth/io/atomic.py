@@ -1,0 +1,150 @@
+"""Atomic writes: a file appears complete or not at all, and a group of files appears together or not at all.
+
+:func:`atomic_path` writes one file through a temporary name in the same folder and renames it into
+place. :class:`FileGroup` stages several files (one image's outputs) and commits them together: the
+renames run with SIGINT/SIGTERM held back, so a signal can never leave some of the files without the
+others; if anything fails, the files already committed are removed again. A hard kill (SIGKILL) can
+only leave hidden ``.NAME.PID.HEX.tmp`` files, which :func:`remove_stale_temporaries` clears.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["FileGroup", "atomic_path", "remove_stale_temporaries", "temporary_name"]
+
+_TMP_PATTERN = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+
+
+def temporary_name(path: str | os.PathLike) -> Path:
+    """A fresh hidden name beside ``path`` (``.NAME.PID.HEX.tmp``); nothing is created."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh name, not a pre-created file: the writer creates it with the usual umask permissions.
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold back SIGINT/SIGTERM (delivered on exit) where the platform allows it."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class FileGroup:
+    """Files that appear together or not at all.
+
+    >>> with FileGroup() as group:                      # doctest: +SKIP
+    ...     write_a(group.stage("out/a.npz"))
+    ...     write_b(group.stage("out/a.ply"))
+    ... # both renamed into place here; on an exception neither is
+
+    ``stage(path)`` returns a temporary path to write ``path``'s content to. On a clean exit every
+    staged file is renamed onto its target with signals held back; on an exception (a signal turned
+    into one included) the temporaries are deleted and no target is touched.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []
+
+    def stage(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_name(path)
+        self._staged.append((tmp, path))
+        return tmp
+
+    @property
+    def targets(self) -> list[Path]:
+        return [target for _, target in self._staged]
+
+    def discard(self) -> None:
+        for tmp, _ in self._staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._staged.clear()
+
+    def commit(self) -> list[Path]:
+        """Rename every staged file into place, all or none; returns the targets."""
+        done: list[Path] = []
+        with _signals_held():
+            try:
+                for tmp, target in self._staged:
+                    os.replace(tmp, target)
+                    done.append(target)
+            except BaseException:
+                for target in done:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(target)
+                self.discard()
+                raise
+        targets = self.targets
+        self._staged.clear()
+        return targets
+
+    def __enter__(self) -> FileGroup:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries that killed metricdepth processes left under ``folder`` (recursively).
+
+    Only hidden ``.NAME.PID.HEX.tmp`` files of processes that no longer run are removed.
+    """
+    removed = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for path in root.rglob(".*.tmp"):
+        match = _TMP_PATTERN.match(path.name)
+        if match is None or not path.is_file() or _process_alive(int(match[1])):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
