@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...io.writers import atomic_path, colorize_inverse_depth, write_json
+from ...io.atomic import atomic_path
+from ...io.writers import colorize_inverse_depth, write_json
 from ..sample import Sample
 from .captions import captions_for
 from .raycast import render
