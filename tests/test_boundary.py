@@ -3,7 +3,7 @@ import pytest
 
 from boundary_loops import boundary_f1_loops, boundary_recall_loops
 from metricdepth.metrics import boundary_f1, boundary_recall
-from metricdepth.metrics.boundary import thresholds_and_weights
+from metricdepth.metrics.boundary import dtype_threshold, thresholds_and_weights
 
 
 def golden_cases(data_dir):
@@ -20,10 +20,38 @@ def golden_cases(data_dir):
 
 def test_reference_values(data_dir):
     cases = list(golden_cases(data_dir))
-    assert len(cases) == 8
+    assert len(cases) == 9 and "moto_noise_public" in [case[0] for case in cases]
     for name, kind, pred, target, value in cases:
         ours = boundary_f1(pred, target) if kind == "f1" else boundary_recall(pred, target)
-        assert abs(ours - value) <= 1e-9, name
+        assert abs(ours - value) <= 1e-12, name
+
+
+def test_float32_f1_compares_ratios_with_float64_thresholds(data_dir):
+    """moto_noise_public: float32 maps with ratios between a threshold and its float32 rounding."""
+    data = np.load(data_dir / "boundary_public.npz")
+    pred, target = data["moto_noise_public__pred"], data["moto_noise_public__target"]
+    assert pred.dtype == target.dtype == np.float32
+    value = float(data["moto_noise_public__value"])
+    assert abs(boundary_f1(pred, target) - value) <= 1e-12
+    # The oracle compares with thresholds rounded to float32, which misses the reference on this case.
+    assert abs(boundary_f1_loops(pred, target) - value) > 1e-8
+
+
+def test_dtype_threshold_equals_a_float64_comparison():
+    rng = np.random.default_rng(3)
+    for dtype in (np.float16, np.float32, np.float64):
+        for t in np.linspace(1.05, 1.25, 10):
+            below = dtype_threshold(t, dtype)
+            assert below.dtype == dtype and float(below) <= t
+            assert float(np.nextafter(below, dtype(np.inf))) > t  # the largest such value
+            near = np.nextafter(dtype(t), dtype(-np.inf)) if dtype is not np.float64 else dtype(t)
+            x = np.concatenate(
+                [
+                    rng.uniform(t * 0.999, t * 1.001, 500).astype(dtype),
+                    np.array([below, np.nextafter(below, dtype(np.inf)), near, dtype(t)], dtype),
+                ]
+            )
+            np.testing.assert_array_equal(x > below, x.astype(np.float64) > np.float64(t))
 
 
 def test_thresholds_and_weights():

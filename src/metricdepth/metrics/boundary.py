@@ -12,14 +12,21 @@ Definitions follow Apple's reference exactly, vectorised with numpy (no loops ov
   predicted relations are thinned by 1-D non-maximum suppression: in each run of consecutive
   above-threshold pixels along the direction, only the first maximum survives.
 * Both are averaged over thresholds ``linspace(1.05, 1.25, 10)`` with weights proportional to the
-  threshold. Ratios are compared in the input's floating dtype, as the reference does.
+  threshold.
+
+Precision, as in the reference under NumPy 2: ratios are computed in the input's floating dtype. F1
+compares them with the float64 thresholds of ``np.linspace`` exactly (NumPy 2 promotes a float32 ratio
+compared with a float64 scalar to float64); this is done without float64 copies, against the largest
+value of the input dtype not above each threshold (:func:`dtype_threshold`), which gives the same
+result. Mask recall compares with the thresholds cast to the input dtype (the reference passes Python
+floats, which NumPy casts to the array's dtype).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["boundary_f1", "boundary_recall", "thresholds_and_weights"]
+__all__ = ["boundary_f1", "boundary_recall", "dtype_threshold", "thresholds_and_weights"]
 
 
 def thresholds_and_weights(
@@ -28,6 +35,19 @@ def thresholds_and_weights(
     """Ratio thresholds and their weights (proportional to the threshold, summing to 1)."""
     thresholds = np.linspace(t_min, t_max, n)
     return thresholds, thresholds / thresholds.sum()
+
+
+def dtype_threshold(threshold: float, dtype: np.dtype) -> np.floating:
+    """The largest value of floating ``dtype`` that is ≤ ``threshold`` (a float64).
+
+    For any ``x`` of that dtype, ``x > dtype_threshold(t, dtype)`` equals ``float64(x) > t``: a value
+    above the result is at least the next representable one, which is above ``t``.
+    """
+    kind = np.dtype(dtype).type
+    cast = kind(threshold)
+    if float(cast) > float(threshold):  # rounded up: step down one representable value
+        cast = np.nextafter(cast, kind(-np.inf))
+    return cast
 
 
 def _inverse(depth: np.ndarray) -> np.ndarray:
@@ -119,12 +139,14 @@ def boundary_f1(
         raise ValueError(f"shapes differ: valid {np.shape(valid)} vs {np.shape(gt_depth)}")
     pairs = _pair_valid(np.asarray(valid, dtype=bool)) if valid is not None else (True,) * 4
     thresholds, weights = thresholds_and_weights(t_min, t_max, n)
+    pred_dtype, gt_dtype = pred_ratios[0].dtype, gt_ratios[0].dtype
     total = 0.0
     for t, w in zip(thresholds, weights, strict=True):
         precision = recall = 0.0
+        t_pred, t_gt = dtype_threshold(t, pred_dtype), dtype_threshold(t, gt_dtype)  # compared as float64
         for p_ratio, g_ratio, pair in zip(pred_ratios, gt_ratios, pairs, strict=True):
-            p = (p_ratio > p_ratio.dtype.type(t)) & pair
-            g = (g_ratio > g_ratio.dtype.type(t)) & pair
+            p = (p_ratio > t_pred) & pair
+            g = (g_ratio > t_gt) & pair
             hits = np.count_nonzero(p & g)
             precision += hits / max(np.count_nonzero(p), 1)
             recall += hits / max(np.count_nonzero(g), 1)
