@@ -178,3 +178,40 @@ def test_results_json_is_strict_json_with_null_for_nan_and_inf(tmp_path):
     assert report["protocols"]["a"]["max_depth"] is None and report["info"]["score"] is None
     assert report["failures"] == [{"dataset": "a", "image": "y", "reason": "no valid ground truth"}]
     assert "NaN" not in text and "Infinity" not in text
+
+
+def test_open_benchmark_rejects_an_option_the_reader_does_not_take(tmp_path):
+    from metricdepth.evaluation.protocols import BENCHMARKS, open_benchmark
+
+    spec = f"diode={tmp_path / 'absent'},bogus=1,split=val"
+    with pytest.raises(ValueError) as info:  # before the (absent) folder is looked at
+        open_benchmark(spec)
+    message = str(info.value)
+    assert spec in message and "'bogus'" in message and "'split'" not in message
+    assert "accepts: split, scene_type, K" in message
+    assert "unexpected keyword" not in message and "__init__" not in message
+    with pytest.raises(ValueError, match=r"middlebury .*does not take 'bogus'; it accepts: no options"):
+        open_benchmark(f"middlebury={tmp_path},bogus=1")
+    for name, benchmark in BENCHMARKS.items():  # every reader's signature can be read; presets fit it
+        accepted = benchmark.reader_options()
+        assert accepted is not None and set(benchmark.options) <= set(accepted), name
+
+
+def test_open_benchmark_validates_the_crop_override(tmp_path):
+    from PIL import Image
+
+    from metricdepth.evaluation.protocols import open_benchmark
+    from metricdepth.metrics.depth import CROP_NAMES
+
+    Image.new("RGB", (8, 6)).save(tmp_path / "a.png")
+    np.save(tmp_path / "a_depth.npy", np.ones((6, 8), np.float32))
+    with pytest.raises(ValueError) as info:
+        open_benchmark(f"folder={tmp_path}", crop="bogus")
+    assert "'bogus'" in str(info.value)
+    assert all(name in str(info.value) for name in ("none", *CROP_NAMES))
+    assert set(CROP_NAMES) == {"nyu_eigen", "kitti_garg", "kitti_eigen"}
+    assert open_benchmark(f"folder={tmp_path}", crop="kitti_garg").protocol.crop == "kitti_garg"
+    assert open_benchmark(f"folder={tmp_path}", crop="none").protocol.crop is None
+    assert open_benchmark(f"folder={tmp_path}").protocol.crop is None
+    with pytest.raises(ValueError, match="unknown crop 'bogus'"):
+        crop_mask((6, 8), "bogus")

@@ -9,6 +9,7 @@ Readers are imported lazily (``"module:Class"``), so listing benchmarks costs no
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -54,6 +55,18 @@ class Benchmark:
     def reader_class(self) -> Any:
         module, _, name = self.reader.partition(":")
         return getattr(importlib.import_module(f"metricdepth.data.datasets.{module}"), name)
+
+    def reader_options(self) -> tuple[str, ...] | None:
+        """Keyword options the reader's ``__init__`` takes after the dataset path (None: any, **kwargs)."""
+        parameters = list(inspect.signature(self.reader_class().__init__).parameters.values())[1:]  # self
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return None
+        named = [
+            p.name
+            for p in parameters
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
+        return tuple(named[1:])  # the first is the dataset path, given as NAME=PATH
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -168,15 +181,30 @@ def open_benchmark(spec: str, **protocol_overrides: Any) -> EvalSet:
     """Open ``NAME=PATH[,KEY=VALUE...]``.
 
     ``protocol_overrides`` (e.g. ``max_depth=20``) replace preset fields when not None; ``crop="none"``
-    removes the crop. Raises ValueError / FileNotFoundError carrying the reader's message.
+    removes the crop, any other crop must be one of :data:`~metricdepth.metrics.depth.CROP_NAMES`.
+    Raises ValueError (an option the reader does not take, naming the ones it does; an unknown crop,
+    listing the valid names) before touching the dataset, then ValueError / FileNotFoundError carrying
+    the reader's message.
     """
+    from ..metrics.depth import CROP_NAMES  # torch: imported when a dataset is opened, not listed
+
     name, path, options = parse_benchmark_arg(spec)
     benchmark = BENCHMARKS[name]
-    try:
-        dataset = benchmark.reader_class()(path, **{**benchmark.options, **options})
-    except TypeError as err:  # an option the reader does not take
-        raise ValueError(f"dataset {spec!r}: {err}") from None
+    accepted = benchmark.reader_options()
+    unknown = [key for key in options if accepted is not None and key not in accepted]
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "no options"
+        raise ValueError(
+            f"dataset {spec!r}: {name} ({benchmark.reader.partition(':')[2]}) does not take "
+            f"{', '.join(map(repr, unknown))}; it accepts: {takes}"
+        )
     overrides = {k: v for k, v in protocol_overrides.items() if v is not None}
     if overrides.get("crop") == "none":
         overrides["crop"] = None
+    elif "crop" in overrides and overrides["crop"] not in CROP_NAMES:
+        raise ValueError(f"unknown crop {overrides['crop']!r}; choose one of none, {', '.join(CROP_NAMES)}")
+    try:
+        dataset = benchmark.reader_class()(path, **{**benchmark.options, **options})
+    except TypeError as err:  # an option value of the wrong kind
+        raise ValueError(f"dataset {spec!r}: {err}") from None
     return EvalSet(name, dataset, replace(benchmark.protocol, **overrides))

@@ -28,6 +28,7 @@ from ._tensor import as_float64, as_mask
 
 __all__ = [
     "CROPS",
+    "CROP_NAMES",
     "METRIC_NAMES",
     "SILOG_VARIANT",
     "DepthMetricAccumulator",
@@ -46,6 +47,8 @@ CROPS: dict[str, tuple[float, float, float, float]] = {
 }
 NYU_EIGEN_BOX = (45, 471, 41, 601)
 """Eigen crop of the 480 × 640 NYUv2 test images: rows 45:471, columns 41:601."""
+CROP_NAMES = ("nyu_eigen", *CROPS)
+"""Every crop name :func:`crop_mask` knows (None means no crop)."""
 
 
 def crop_mask(shape: tuple[int, int], crop: str | None) -> np.ndarray:
@@ -63,7 +66,7 @@ def crop_mask(shape: tuple[int, int], crop: str | None) -> np.ndarray:
         top, bottom, left, right = CROPS[crop]
         mask[int(top * height) : int(bottom * height), int(left * width) : int(right * width)] = True
     else:
-        raise ValueError(f"unknown crop {crop!r}; choose nyu_eigen, kitti_garg, kitti_eigen or None")
+        raise ValueError(f"unknown crop {crop!r}; choose {', '.join(CROP_NAMES)} or None")
     return mask
 
 
