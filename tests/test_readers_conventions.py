@@ -9,6 +9,7 @@ from metricdepth import load_image
 from metricdepth.data import validate_sample
 from metricdepth.data.datasets import (
     ETH3D,
+    Diode,
     ExifFocalFolder,
     FolderDataset,
     MaskFolder,
@@ -16,7 +17,7 @@ from metricdepth.data.datasets import (
     SunRGBD,
     Void,
 )
-from metricdepth.data.datasets._common import one_based_to_opencv, read_image, read_rgb
+from metricdepth.data.datasets._common import one_based_to_opencv, read_image, read_npy_map, read_rgb
 from metricdepth.data.datasets.eth3d import read_colmap_cameras
 from metricdepth.data.datasets.nyu import NYU_K
 
@@ -258,3 +259,77 @@ def test_focal_benchmark_keeps_focal_px_as_its_ground_truth(tmp_path):
     assert sample["image"].shape == (H, W, 3)
     assert sample["focal_px"] == pytest.approx(focal_35mm_to_px(26, W, H), rel=1e-12)
     assert "exif_focal_px" not in sample  # the ground truth is not also handed out as an input
+
+
+# --------------------------------------------------------- 8. corrupt ground truth names the file
+
+
+def folder_with_depth_file(root, suffix, content: bytes):
+    save_rgb(root / "a.png", pattern())
+    (root / f"a{suffix}").write_bytes(content)
+    return FolderDataset(root)
+
+
+def valid_bytes(tmp_path, suffix):
+    path = tmp_path / f"valid{suffix}"
+    depth = np.random.default_rng(0).uniform(1, 5, (H, W)).astype(np.float32)
+    if suffix == ".npy":
+        np.save(path, depth)
+    else:
+        np.savez_compressed(path, depth=depth, valid=depth > 2)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "corrupt"),
+    [
+        ("_depth.npy", lambda valid: b"this is not a numpy file at all"),
+        ("_depth.npy", lambda valid: valid[: len(valid) - 40]),  # truncated data
+        ("_depth.npz", lambda valid: valid[: len(valid) // 2]),  # truncated archive
+        ("_depth.npz", lambda valid: b"garbage, not a zip archive"),
+        ("_depth.png", lambda valid: b"\x89PNG\r\n\x1a\n" + b"\x00" * 30),  # a PNG signature, then nothing
+    ],
+)
+def test_folder_reader_corrupt_depth_file_is_named(tmp_path, suffix, corrupt):
+    base = suffix.rsplit(".", 1)[1]
+    valid = valid_bytes(tmp_path, "." + base) if base != "png" else b""
+    root = tmp_path / "data"
+    root.mkdir()
+    dataset = folder_with_depth_file(root, suffix, corrupt(valid))
+    with pytest.raises(ValueError) as info:
+        dataset[0]
+    assert str(root / f"a{suffix}") in str(info.value)
+    assert "not a readable" in str(info.value)
+
+
+def test_folder_reader_damaged_npz_member_is_named(tmp_path):
+    path = tmp_path / "a_depth.npz"
+    np.savez(path, depth=np.arange(H * W * 500, dtype=np.float64)[: H * W].reshape(H, W) + 1)
+    data = bytearray(path.read_bytes())
+    data[120:180] = bytes(60)  # inside the stored member: the archive still opens, reading it fails
+    path.write_bytes(bytes(data))
+    save_rgb(tmp_path / "a.png", pattern())
+    with pytest.raises(ValueError, match=r"a_depth\.npz: depth is not a readable \.npz file"):
+        FolderDataset(tmp_path)[0]
+
+
+def test_npy_readers_of_benchmarks_name_a_corrupt_file(tmp_path):
+    scan = tmp_path / "val" / "indoors" / "scene_00019" / "scan_00183"
+    save_rgb(scan / "00019_00183_indoors_000_010.png", pattern())
+    np.save(scan / "00019_00183_indoors_000_010_depth_mask.npy", np.ones((H, W), np.float32))
+    depth_path = scan / "00019_00183_indoors_000_010_depth.npy"
+    depth_path.write_bytes(b"\x93NUMPY garbage after the magic")
+    dataset = Diode(tmp_path)
+    with pytest.raises(ValueError, match=r"_depth\.npy: DIODE depth is not a readable \.npy file"):
+        dataset[0]
+    np.save(depth_path, np.ones((H, W, 1), np.float32))
+    valid = (scan / "00019_00183_indoors_000_010_depth_mask.npy").read_bytes()
+    (scan / "00019_00183_indoors_000_010_depth_mask.npy").write_bytes(valid[:-16])
+    with pytest.raises(ValueError, match=r"_depth_mask\.npy: DIODE depth mask is not a readable"):
+        dataset[0]
+    np.savez(tmp_path / "archive.npz", depth=np.ones((H, W)))
+    (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
+    with pytest.raises(ValueError, match=r"archive\.npy: disparity is an \.npz archive"):
+        read_npy_map(tmp_path / "archive.npy", "disparity")
+    with pytest.raises(FileNotFoundError, match=r"absent\.npy: disparity file not found"):
+        read_npy_map(tmp_path / "absent.npy", "disparity")

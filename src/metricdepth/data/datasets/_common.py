@@ -7,7 +7,10 @@ is stored in, so depth, masks and K stay aligned with them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import pickle
+import zipfile
+import zlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -23,7 +26,9 @@ __all__ = [
     "pinhole",
     "read_image",
     "read_matrix_txt",
+    "read_npy",
     "read_npy_map",
+    "read_npz",
     "read_png_depth",
     "read_png_raw",
     "read_rgb",
@@ -73,22 +78,81 @@ def read_png_depth(path: str | os.PathLike, scale: float) -> np.ndarray:
 def read_png_raw(path: str | os.PathLike) -> np.ndarray:
     """The stored integers of a single-channel (e.g. 16-bit) PNG, not yet decoded to metres.
 
-    Raises ValueError naming the file if it has more than one channel.
+    Raises ValueError naming the file if it has more than one channel or cannot be decoded (truncated,
+    not an image); FileNotFoundError if it is missing.
     """
     from PIL import Image
 
-    with Image.open(path) as png:
-        raw = np.asarray(png)
+    try:
+        with Image.open(path) as png:
+            raw = np.asarray(png)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: depth PNG not found") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as err:  # PIL's decoding errors
+        raise ValueError(f"{path}: not a readable PNG: truncated or not an image ({err})") from None
     if raw.ndim != 2:
         raise ValueError(f"{path}: expected a single-channel depth PNG, got shape {raw.shape}")
     return raw
 
 
-def read_npy_map(path: str | os.PathLike, what: str) -> np.ndarray:
-    """An (H, W) map stored as ``.npy``, (H, W, 1) accepted; errors name the file and ``what`` it is."""
-    if not Path(path).is_file():
+_NUMPY_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError)
+"""What ``np.load`` raises on a truncated or foreign file."""
+
+
+def read_npy(path: str | os.PathLike, what: str) -> np.ndarray:
+    """The array of a ``.npy`` file (never unpickled).
+
+    Raises FileNotFoundError if missing, ValueError naming the file and ``what`` it is if it is
+    truncated, not NumPy data, or an ``.npz`` archive.
+    """
+    path = Path(path)
+    if not path.is_file():
         raise FileNotFoundError(f"{path}: {what} file not found")
-    array = np.load(path)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except _NUMPY_READ_ERRORS as err:
+        raise ValueError(
+            f"{path}: {what} is not a readable .npy file: truncated or not NumPy data ({err})"
+        ) from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under a .npy name
+        array.close()
+        raise ValueError(f"{path}: {what} is an .npz archive, expected a single .npy array")
+    return array
+
+
+def read_npz(
+    path: str | os.PathLike, what: str, required: Sequence[str], optional: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """The ``required`` arrays and those of ``optional`` present in an ``.npz`` file, fully read.
+
+    Raises FileNotFoundError if missing; ValueError naming the file and ``what`` it is if it is
+    truncated or not an .npz archive, or lacks a required array (listing the ones it has).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} file not found")
+    unreadable = f"{path}: {what} is not a readable .npz file: truncated or not NumPy data"
+    try:
+        data = np.load(path, allow_pickle=False)
+    except _NUMPY_READ_ERRORS as err:
+        raise ValueError(f"{unreadable} ({err})") from None
+    if isinstance(data, np.ndarray):
+        raise ValueError(f"{path}: {what} is a single .npy array, expected an .npz archive")
+    with data:
+        missing = [key for key in required if key not in data.files]
+        if missing:
+            has = ", ".join(data.files) or "none"
+            raise ValueError(f"{path}: no {', '.join(map(repr, missing))} array (has: {has})")
+        try:  # members are decompressed here: a damaged one fails now
+            return {key: data[key] for key in (*required, *optional) if key in data.files}
+        except _NUMPY_READ_ERRORS as err:
+            raise ValueError(f"{unreadable} ({err})") from None
+
+
+def read_npy_map(path: str | os.PathLike, what: str) -> np.ndarray:
+    """An (H, W) map stored as ``.npy``, (H, W, 1) accepted; errors name the file and ``what`` it is
+    (missing, truncated, not NumPy data, wrong shape)."""
+    array = read_npy(path, what)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim != 2:

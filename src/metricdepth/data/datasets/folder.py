@@ -25,7 +25,7 @@ import numpy as np
 from ...io.images import IMAGE_EXTENSIONS
 from ...io.writers import read_depth_png
 from ..sample import Sample
-from ._common import read_image, relative_name, require_same_size, with_exif_focal
+from ._common import read_image, read_npy_map, read_npz, relative_name, require_same_size, with_exif_focal
 
 __all__ = ["FolderDataset"]
 
@@ -45,15 +45,20 @@ META_FIELDS = ("fov_deg", "family", "instance_class", "captions")
 
 
 def _read_depth(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Depth in metres and any extra per-pixel arrays stored with it."""
+    """Depth in metres and any extra per-pixel arrays stored with it.
+
+    A missing, truncated or foreign file raises an error naming it.
+    """
     if path.suffix == ".npy":
-        return np.load(path).astype(np.float32), {}
+        return read_npy_map(path, "depth").astype(np.float32), {}
     if path.suffix == ".npz":
-        with np.load(path) as data:
-            if "depth" not in data.files:
-                raise ValueError(f"{path}: no 'depth' array (has: {', '.join(data.files) or 'none'})")
-            return data["depth"].astype(np.float32), {k: data[k] for k in PIXEL_FIELDS if k in data.files}
-    return np.nan_to_num(read_depth_png(path), nan=0.0), {}  # scale and invalid value from its metadata
+        arrays = read_npz(path, "depth", required=("depth",), optional=PIXEL_FIELDS)
+        return arrays.pop("depth").astype(np.float32), arrays
+    try:
+        depth = read_depth_png(path)  # scale and invalid value from its metadata
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable depth PNG: truncated or not an image ({err})") from None
+    return np.nan_to_num(depth, nan=0.0), {}
 
 
 class FolderDataset:
