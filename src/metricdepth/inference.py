@@ -39,6 +39,7 @@ __all__ = [
     "ImageInput",
     "canonical_to_metric",
     "coerce_images",
+    "focal_from_predicted_fov",
     "infer_canonical",
     "network_input",
     "resolve_focal",
@@ -260,20 +261,25 @@ def resolve_focal(
     elif policy == "exif":
         raise ValueError(f"{name}: no EXIF focal length (FocalLengthIn35mmFilm); use focal 'auto' or 'predicted'")
     elif predicted_fov_deg is not None:
-        fov = min(max(predicted_fov_deg, MIN_FOV_DEG), MAX_FOV_DEG)
-        if fov != predicted_fov_deg:
+        if not MIN_FOV_DEG <= predicted_fov_deg <= MAX_FOV_DEG:
             warnings.warn(
-                f"predicted FOV {predicted_fov_deg:.4g}° is outside (0°, 180°); using {fov:.4g}° "
-                "(untrained or unsuitable weights?)",
+                f"predicted FOV {predicted_fov_deg:.4g}° is outside (0°, 180°); using "
+                f"{min(max(predicted_fov_deg, MIN_FOV_DEG), MAX_FOV_DEG):.4g}° (untrained or unsuitable weights?)",
                 stacklevel=3,
             )
-        focal, source = fov_to_focal(fov, width), "predicted"
+        focal, source = focal_from_predicted_fov(predicted_fov_deg, width), "predicted"
     else:
         raise ValueError(
             f"{name}: this model has no FOV head: give f_px, K or fov_deg (or an image with an EXIF focal length)"
         )
     K = intrinsics_matrix(torch.tensor(focal, dtype=torch.float32), width, height)
     return Camera(focal, K, source)  # type: ignore[arg-type]
+
+
+def focal_from_predicted_fov(fov_deg: float, width: int) -> float:
+    """f_px = 0.5·W / tan(FOV / 2) of a model's raw FOV, clamped into [1e-3°, 179°] first (a raw head
+    output can lie outside (0°, 180°)); the focal length the model's own estimate stands for."""
+    return fov_to_focal(min(max(float(fov_deg), MIN_FOV_DEG), MAX_FOV_DEG), width)
 
 
 # ------------------------------------------------------------------------ pre- and post-processing

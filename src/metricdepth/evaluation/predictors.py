@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..camera import fov_to_focal, intrinsics_matrix
+from ..camera import intrinsics_matrix
 from ..data.sample import Sample
-from ..inference import MAX_INVERSE_DEPTH, MIN_INVERSE_DEPTH
+from ..inference import MAX_INVERSE_DEPTH, MIN_INVERSE_DEPTH, focal_from_predicted_fov
 from ..prediction import Prediction
 
 __all__ = ["ModelPredictor", "PredictionFolder", "model_focal_px", "read_prediction"]
@@ -70,7 +70,7 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
     height, width = depth.shape
     focal, focal_source = used_focal, (source or None)
     if source not in ("", MODEL_FOCAL_SOURCE) and not (use_exif and source == "exif"):
-        model_focal = fov_to_focal(predicted_fov, width) if predicted_fov and 0 < predicted_fov < 180 else None
+        model_focal = None if predicted_fov is None else focal_from_predicted_fov(predicted_fov, width)
         if model_focal is None or used_focal is None:
             raise ValueError(
                 f"{path}: depth was scaled with a {source} focal length and the file holds no model estimate "
@@ -95,9 +95,7 @@ def model_focal_px(prediction: Prediction) -> float | None:
     if prediction.focal_source == MODEL_FOCAL_SOURCE and prediction.focal_px is not None:
         return float(prediction.focal_px)
     fov = prediction.predicted_fov_deg
-    if fov is not None and 0 < float(fov) < 180:
-        return fov_to_focal(float(fov), prediction.image_size[1])
-    return None
+    return None if fov is None else focal_from_predicted_fov(float(fov), prediction.image_size[1])
 
 
 def _map(array: np.ndarray, path: Path, key: str) -> np.ndarray:

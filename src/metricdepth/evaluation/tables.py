@@ -115,7 +115,9 @@ def markdown_report(result: EvalResult, info: dict[str, Any] | None = None) -> s
     lines.append("")
     lines += _depth_table(result)
     lines += _single_row_table(result, "Boundaries", ("boundary_f1", "boundary_recall"))
-    lines += _single_row_table(result, "Focal length", FOCAL_COLUMNS)
+    lines += _single_row_table(
+        result, "Focal length (the model's own estimate, never EXIF or user values)", FOCAL_COLUMNS
+    )
     columns = _columns(result.rows)
     body = [[_fmt(r.get(c, "")) for c in columns] for r in result.rows]
     lines += ["## All metrics", "", *_table(columns, body)]

@@ -2,7 +2,7 @@
 
 :func:`atomic_path` writes one file through a temporary name in the same folder and renames it into
 place. :class:`FileGroup` stages several files (one image's outputs) and commits them together: the
-renames run with SIGINT/SIGTERM held back, so a signal can never leave some of the files without the
+renames run with SIGINT/SIGTERM/SIGHUP deferred, so a signal can never leave some of the files without the
 others; if anything fails, the files already committed are removed again. A hard kill (SIGKILL) can
 only leave hidden ``.NAME.PID.HEX.tmp`` files, which :func:`remove_stale_temporaries` clears.
 """
@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,16 +47,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold back SIGINT/SIGTERM (delivered on exit) where the platform allows it."""
-    if not hasattr(signal, "pthread_sigmask"):
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP until the block ends, then deliver them to the previous handlers.
+
+    Handlers, not a signal mask: a process-directed signal may be taken by any thread, and only the
+    main thread runs Python handlers. Outside the main thread signals cannot be touched; the block
+    then runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    pending: list[int] = []
+    previous = {}
+    for signum in _HELD_SIGNALS:
+        previous[signum] = signal.signal(signum, lambda number, frame: pending.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in pending:
+            signal.raise_signal(signum)
 
 
 class FileGroup:
@@ -94,7 +106,7 @@ class FileGroup:
     def commit(self) -> list[Path]:
         """Rename every staged file into place, all or none; returns the targets."""
         done: list[Path] = []
-        with _signals_held():
+        with _signals_deferred():
             try:
                 for tmp, target in self._staged:
                     os.replace(tmp, target)

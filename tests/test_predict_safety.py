@@ -1,0 +1,361 @@
+"""predict and evaluate tried as a new user would: focal provenance, files that are not ours, resuming,
+names with markup characters, unusable data, signals. Each case asserts the message names the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from metricdepth import DepthPro
+from metricdepth.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def photo_dir(tmp_path, data_dir):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(data_dir / "leuvenA.jpg", folder / "leuvenA.jpg")  # EXIF FocalLengthIn35mmFilm = 29
+    shutil.copy(data_dir / "motorcycle_left.png", folder / "moto.png")  # no EXIF
+    return folder
+
+
+@pytest.fixture
+def count_infer(monkeypatch):
+    calls = []
+    infer = DepthPro.infer
+
+    def counting(self, image, **kwargs):
+        calls.append(kwargs)
+        return infer(self, image, **kwargs)
+
+    monkeypatch.setattr(DepthPro, "infer", counting)
+    return calls
+
+
+# ------------------------------------------------------------------------------ focal provenance
+def test_focal_policy_and_provenance(tmp_path, photo_dir, tiny_checkpoint):
+    out = tmp_path / "out"
+    assert invoke("predict", photo_dir, "-o", out, "-c", tiny_checkpoint, "--formats", "npz,json").exit_code == 0
+    leuven = json.loads((out / "leuvenA.json").read_text())
+    assert leuven["focal_source"] == "exif" and leuven["focal_policy"] == "auto"
+    assert leuven["predicted_fov_deg"] is not None  # the head's own FOV is recorded even when EXIF was used
+    assert str(np.load(out / "leuvenA.npz")["focal_source"]) == "exif"
+
+    predicted = tmp_path / "predicted"
+    result = invoke("predict", photo_dir, "-o", predicted, "-c", tiny_checkpoint, "--focal", "predicted")
+    assert result.exit_code == 0, result.output
+    assert json.loads((predicted / "leuvenA.json").read_text())["focal_source"] == "predicted"
+
+    exif_only = invoke("predict", photo_dir, "-o", tmp_path / "e", "-c", tiny_checkpoint, "--focal", "exif")
+    assert exif_only.exit_code == 1 and "moto.png" in exif_only.output and "no EXIF focal" in exif_only.output
+    assert (tmp_path / "e" / "leuvenA.npz").is_file() and not (tmp_path / "e" / "moto.npz").exists()
+
+    for args, message in (
+        (["--focal", "exif", "--f-px", "500"], "cannot be combined"),
+        (["--focal", "bogus"], "--focal"),
+        (["--f-px", "1e308"], "--f-px"),
+        (["--f-px", "1e-300"], "--f-px"),
+    ):
+        bad = invoke("predict", photo_dir, "-o", tmp_path / "x", "-c", tiny_checkpoint, *args)
+        assert bad.exit_code == 2 and message in bad.output and "loading" not in bad.output, args
+    assert "1e+308" in invoke("predict", photo_dir, "-c", tiny_checkpoint, "--f-px", "1e308").output
+
+
+def test_focal_evaluation_scores_the_models_own_estimate_never_exif(tmp_path, photo_dir, tiny_checkpoint):
+    """The issue's case: predict a photo with an EXIF focal, evaluate -d focal= on those predictions."""
+    out = tmp_path / "preds"
+    assert invoke("predict", photo_dir / "leuvenA.jpg", "-o", out, "-c", tiny_checkpoint).exit_code == 0
+    stored = np.load(out / "leuvenA.npz")
+    assert str(stored["focal_source"]) == "exif"
+    result = invoke("evaluate", "-d", f"focal={photo_dir}", "--predictions", out, "-o", tmp_path / "eval")
+    assert result.exit_code == 0, result.output
+    row = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"][0]
+    assert row["images"] == 1
+    # An untrained model's estimate is far from the EXIF truth (EXIF against EXIF scored 1.0 and 4e-8).
+    assert row["focal_delta25"] == 0.0 and row["focal_median_rel_err"] > 0.25
+    import csv
+
+    per_image = list(csv.DictReader((tmp_path / "eval" / "per_image.csv").read_text().splitlines()))
+    scored, truth = float(per_image[0]["focal_px"]), float(per_image[0]["gt_focal_px"])
+    assert truth == pytest.approx(float(stored["focal_px"])) and abs(scored / truth - 1) > 0.25
+    assert "the model's own" in (tmp_path / "eval" / "results.md").read_text()
+
+
+def test_evaluate_is_zero_shot_unless_use_exif(tmp_path, tiny_checkpoint, data_dir):
+    """Depth predicted with an EXIF focal is rescaled to the model's own focal, unless --use-exif."""
+    from metricdepth.evaluation.predictors import read_prediction
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(data_dir / "leuvenA.jpg", photos / "leuvenA.jpg")
+    preds, own = tmp_path / "preds", tmp_path / "own"
+    assert invoke("predict", photos, "-o", preds, "-c", tiny_checkpoint, "--formats", "npz").exit_code == 0
+    assert invoke("predict", photos, "-o", own, "-c", tiny_checkpoint, "--formats", "npz",
+                  "--focal", "predicted").exit_code == 0
+    exif_scaled = np.load(preds / "leuvenA.npz")["depth"]
+    zero_shot = read_prediction(preds / "leuvenA.npz")
+    assert zero_shot.focal_source == "predicted"
+    np.testing.assert_allclose(zero_shot.depth.numpy(), np.load(own / "leuvenA.npz")["depth"], rtol=1e-5)
+    with_exif = read_prediction(preds / "leuvenA.npz", use_exif=True)
+    assert with_exif.focal_source == "exif" and np.array_equal(with_exif.depth.numpy(), exif_scaled)
+
+
+# ------------------------------------------------------------------------------ files not ours
+def test_files_metricdepth_did_not_write_are_never_replaced(tmp_path, photo_dir, tiny_checkpoint, count_infer):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(photo_dir / "moto.png", mine / "a.png")
+    Image.fromarray(np.full((4, 4), 1234, np.uint16)).save(mine / "a_depth.png")  # the user's ground truth
+    before = (mine / "a_depth.png").read_bytes()
+    result = invoke("predict", mine / "a.png", "-o", mine, "-c", tiny_checkpoint)
+    assert result.exit_code == 1
+    assert "a_depth.png" in result.output and "not written by metricdepth" in result.output
+    assert "--overwrite" in result.output
+    assert (mine / "a_depth.png").read_bytes() == before
+    assert not (mine / "a.npz").exists() and count_infer == []  # checked before any model work
+
+    assert invoke("predict", mine / "a.png", "-o", mine, "-c", tiny_checkpoint, "--overwrite").exit_code == 0
+    assert (mine / "a_depth.png").read_bytes() != before and (mine / "a.npz").is_file()
+    # Its own outputs are replaced by a plain re-run, and are never taken as inputs.
+    again = invoke("predict", mine, "-o", mine, "-c", tiny_checkpoint, "--formats", "depth16,color")
+    assert again.exit_code == 0, again.output
+    assert "1 of 1 inputs" in again.output
+
+
+def test_skip_existing_resumes_without_model_work(tmp_path, photo_dir, tiny_checkpoint, count_infer):
+    out = tmp_path / "out"
+    assert invoke("predict", photo_dir, "-o", out, "-c", tiny_checkpoint).exit_code == 0
+    assert len(count_infer) == 2
+    count_infer.clear()
+    resumed = invoke("predict", photo_dir, "-o", out, "-c", tiny_checkpoint, "--skip-existing")
+    assert resumed.exit_code == 0 and "2 skipped" in resumed.output and count_infer == []
+    (out / "moto.ply").unlink()  # an incomplete set is predicted again
+    resumed = invoke("predict", photo_dir, "-o", out, "-c", tiny_checkpoint, "--skip-existing")
+    assert resumed.exit_code == 0 and len(count_infer) == 1 and (out / "moto.ply").is_file()
+    both = invoke("predict", photo_dir, "-o", out, "-c", tiny_checkpoint, "--skip-existing", "--overwrite")
+    assert both.exit_code == 2
+
+
+def test_globs_keep_their_folder_structure(tmp_path, photo_dir, tiny_checkpoint):
+    tree = tmp_path / "scans"
+    (tree / "a" / "b").mkdir(parents=True)
+    shutil.copy(photo_dir / "moto.png", tree / "a" / "x.png")
+    shutil.copy(photo_dir / "moto.png", tree / "a" / "b" / "x.png")
+    out = tmp_path / "out"
+    result = invoke("predict", f"{tree}/**/*.png", "-o", out, "-c", tiny_checkpoint, "--formats", "npz")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz")) == ["a/b/x.npz", "a/x.npz"]
+
+
+# ------------------------------------------------------------------------------ output locations
+def test_unusable_output_locations_are_usage_errors_before_model_work(tmp_path, photo_dir, tiny_checkpoint):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("keep me")
+    result = invoke("predict", photo_dir, "-o", a_file, "-c", tiny_checkpoint)
+    assert result.exit_code == 2 and "file.txt" in result.output and "loading" not in result.output
+    result = invoke("predict", photo_dir, "-o", a_file / "sub", "-c", tiny_checkpoint)
+    assert result.exit_code == 2 and "loading" not in result.output
+
+    scene = tmp_path / "folder"
+    scene.mkdir()
+    Image.new("RGB", (8, 6)).save(scene / "im.png")
+    np.save(scene / "im_depth.npy", np.ones((6, 8), np.float32))
+    evaluated = invoke("evaluate", "-d", f"folder={scene}", "--checkpoint", tiny_checkpoint, "-o", a_file)
+    assert evaluated.exit_code == 2 and "file.txt" in evaluated.output and "loading" not in evaluated.output
+    saved = invoke("evaluate", "-d", f"folder={scene}", "--checkpoint", tiny_checkpoint, "-o", tmp_path / "e",
+                   "--save-predictions", a_file)
+    assert saved.exit_code == 2 and "loading" not in saved.output
+    assert a_file.read_text() == "keep me"
+
+    assert invoke("synth", a_file, "--count", "1", "--size", "64").exit_code == 2
+    preview = invoke("synth", "--preview", tmp_path, "--count", "1", "--size", "64")
+    assert preview.exit_code == 2 and "folder" in preview.output
+    assert a_file.read_text() == "keep me" and "Traceback" not in preview.output
+
+
+# --------------------------------------------------------------------------- names and messages
+def test_names_with_markup_characters_print_as_they_are(tmp_path, photo_dir, tiny_checkpoint):
+    folder = tmp_path / "in"
+    (folder / "foo[").mkdir(parents=True)
+    (folder / "foo[" / "bar].png").write_bytes(b"not a png")
+    (folder / "[bold]x.png").write_bytes(b"")
+    shutil.copy(photo_dir / "moto.png", folder / "good.png")
+    result = invoke("predict", folder, "-o", tmp_path / "out", "-c", tiny_checkpoint, "--formats", "npz")
+    assert result.exit_code == 1, result.output
+    assert "foo[/bar].png" in result.output and "[bold]x.png" in result.output
+    assert "Traceback" not in result.output and "MarkupError" not in result.output
+    assert (tmp_path / "out" / "good.npz").is_file()  # the batch went on
+
+
+def test_corrupt_predictions_name_the_file(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    preds = tmp_path / "p"
+    preds.mkdir()
+    for name in ("a", "b", "c"):
+        Image.new("RGB", (8, 6)).save(data / f"{name}.png")
+        np.save(data / f"{name}_depth.npy", np.full((6, 8), 2.0, np.float32))
+    (preds / "a.npz").write_bytes(b"garbage")
+    np.savez(preds / "b.npz", depth=np.full((6, 8), 2.0, np.float32))
+    full = (preds / "b.npz").read_bytes()
+    (preds / "c.npz").write_bytes(full[: len(full) // 2])
+    result = invoke("evaluate", "-d", f"folder={data}", "--predictions", preds, "-o", tmp_path / "e")
+    assert result.exit_code == 1 and "2 image(s) not scored" in result.output
+    assert str(preds / "a.npz") in result.output and str(preds / "c.npz") in result.output
+    assert "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------------------- unusable data
+def _folder(root, gts):
+    root.mkdir()
+    for name, gt in gts.items():
+        Image.new("RGB", gt.shape[::-1]).save(root / f"{name}.png")
+        np.save(root / f"{name}_depth.npy", gt.astype(np.float32))
+    return root
+
+
+@pytest.mark.parametrize(
+    "gt",
+    [np.full((6, 8), np.nan), np.zeros((6, 8)), np.full((6, 8), np.inf), np.full((6, 8), 50.0)],
+    ids=["nan", "zero", "inf", "out-of-range"],
+)
+def test_ground_truth_without_a_valid_pixel_is_a_named_failure(tmp_path, gt):
+    data = _folder(tmp_path / "d", {"bad": gt, "good": np.full((6, 8), 2.0)})
+    preds = tmp_path / "p"
+    preds.mkdir()
+    for name in ("bad", "good"):
+        np.savez(preds / f"{name}.npz", depth=np.full((6, 8), 2.0, np.float32))
+    result = invoke("evaluate", "-d", f"folder={data}", "--predictions", preds, "-o", tmp_path / "e",
+                    "--max-depth", "10")
+    assert result.exit_code == 1 and "bad" in result.output and "no valid ground-truth pixel" in result.output
+    report = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert report["rows"][0]["images"] == 1 and [f["image"] for f in report["failures"]] == ["bad"]
+
+
+@pytest.mark.parametrize("value", [np.nan, -1.0, 0.0, np.inf])
+def test_unusable_predictions_are_named_failures_not_clamped(tmp_path, value):
+    data = _folder(tmp_path / "d", {"im": np.full((6, 8), 2.0)})
+    preds = tmp_path / "p"
+    preds.mkdir()
+    np.savez(preds / "im.npz", depth=np.full((6, 8), value, np.float32))
+    result = invoke("evaluate", "-d", f"folder={data}", "--predictions", preds, "-o", tmp_path / "e")
+    assert result.exit_code == 1 and "im" in result.output and "NaN, infinite or not positive" in result.output
+    text = (tmp_path / "e" / "results.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in results.json"))
+
+
+def test_weights_that_produce_nan_write_nothing(tmp_path, photo_dir, tiny_state_dict):
+    state = dict(tiny_state_dict)
+    state["head.4.bias"] = torch.full_like(state["head.4.bias"], float("nan"))
+    checkpoint = DepthPro.from_state_dict(state, device="cpu").save_pretrained(tmp_path / "nan.safetensors")
+    out = tmp_path / "out"
+    result = invoke("predict", photo_dir, "-o", out, "-c", checkpoint)
+    assert result.exit_code == 1 and "non-finite" in result.output
+    assert "leuvenA.jpg" in result.output and "moto.png" in result.output
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
+# ------------------------------------------------------------------------------------- signals
+def test_a_signal_while_writing_leaves_no_partial_outputs(tmp_path, monkeypatch):
+    from metricdepth.cli.app import _signals_as_exit
+    from metricdepth.io import writers
+    from test_writers import make_prediction
+
+    write_ply = writers.write_ply
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the third of five files is written
+        return write_ply(*args, **kwargs)
+
+    monkeypatch.setattr(writers, "write_ply", interrupted)
+    with pytest.raises(SystemExit), _signals_as_exit():
+        writers.save_prediction(make_prediction(np.ones((4, 5))), np.zeros((4, 5, 3), np.uint8), tmp_path / "a")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_signal_during_the_commit_waits_until_every_file_is_in_place(tmp_path, monkeypatch):
+    from metricdepth.cli.app import _signals_as_exit
+    from metricdepth.io import atomic, writers
+    from test_writers import make_prediction
+
+    replace = os.replace
+    sent = []
+
+    def replace_and_signal(src, dst):
+        if not sent and not str(dst).endswith(".tmp"):
+            sent.append(dst)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace_and_signal)
+    with pytest.raises(SystemExit), _signals_as_exit():
+        writers.save_prediction(make_prediction(np.ones((4, 5))), np.zeros((4, 5, 3), np.uint8), tmp_path / "a")
+    assert sent and sorted(os.listdir(tmp_path)) == sorted(
+        ["a.npz", "a_depth.png", "a_inverse_depth.png", "a.ply", "a.json"]
+    )
+
+
+def test_temporaries_of_killed_runs_are_cleaned_up(tmp_path, photo_dir, tiny_checkpoint):
+    from metricdepth.io.atomic import temporary_name
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = out / f".moto.npz.{int(dead.stdout)}.0123abcd.tmp"
+    stale.write_bytes(b"half")
+    live = temporary_name(out / "other.npz")  # this process's own: kept
+    live.write_bytes(b"x")
+    (out / ".notes.tmp").write_text("not ours")
+    result = invoke("predict", photo_dir / "moto.png", "-o", out, "-c", tiny_checkpoint, "--formats", "npz")
+    assert result.exit_code == 0 and "interrupted run" in result.output
+    assert not stale.exists() and live.exists() and (out / ".notes.tmp").exists()
+
+
+# ------------------------------------------------------------------------------------- startup
+def test_import_and_help_load_no_torch():
+    code = (
+        "import sys, metricdepth, metricdepth.cli\n"
+        "from typer.testing import CliRunner\n"
+        "for args in (['--help'], ['predict', '--help'], ['evaluate', '--help']):\n"
+        "    assert CliRunner().invoke(metricdepth.cli.app, args).exit_code == 0\n"
+        "assert 'torch' not in sys.modules and 'timm' not in sys.modules, 'heavy import'\n"
+        "assert metricdepth.Prediction.__name__ == 'Prediction' and 'torch' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_offline_hub_goes_straight_to_the_cache_and_advises(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from metricdepth import CheckpointError
+    from metricdepth.models.depth_pro.weights import hub_reachable, resolve_checkpoint
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert not hub_reachable()
+    seen = []
+
+    def fake_download(repo_id, filename, **kwargs):
+        seen.append(kwargs["local_files_only"])
+        raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    with pytest.raises(CheckpointError, match="--checkpoint checkpoints/depth_pro.pt"):
+        resolve_checkpoint("apple/DepthPro", cache_dir=tmp_path)
+    assert seen and all(seen)  # cache only: no network retries
