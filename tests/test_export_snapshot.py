@@ -69,7 +69,6 @@ def test_forward_exports_with_a_dynamic_batch(tiny_model):
 if __name__ == "__main__":  # regenerate the snapshot (see the module docstring)
     sys.path.insert(0, str(Path(__file__).parent))
     from deterministic_weights import deterministic_state_dict
-
     from metricdepth.models.depth_pro.loading import state_dict_shapes
 
     state = deterministic_state_dict(state_dict_shapes(DepthPro, DepthProConfig.preset("tiny")))

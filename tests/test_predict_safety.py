@@ -51,7 +51,9 @@ def count_infer(monkeypatch):
 # ------------------------------------------------------------------------------ focal provenance
 def test_focal_policy_and_provenance(tmp_path, photo_dir, tiny_checkpoint):
     out = tmp_path / "out"
-    assert invoke("predict", photo_dir, "-o", out, "-c", tiny_checkpoint, "--formats", "npz,json").exit_code == 0
+    assert (
+        invoke("predict", photo_dir, "-o", out, "-c", tiny_checkpoint, "--formats", "npz,json").exit_code == 0
+    )
     leuven = json.loads((out / "leuvenA.json").read_text())
     assert leuven["focal_source"] == "exif" and leuven["focal_policy"] == "auto"
     assert leuven["predicted_fov_deg"] is not None  # the head's own FOV is recorded even when EXIF was used
@@ -106,8 +108,12 @@ def test_evaluate_is_zero_shot_unless_use_exif(tmp_path, tiny_checkpoint, data_d
     shutil.copy(data_dir / "leuvenA.jpg", photos / "leuvenA.jpg")
     preds, own = tmp_path / "preds", tmp_path / "own"
     assert invoke("predict", photos, "-o", preds, "-c", tiny_checkpoint, "--formats", "npz").exit_code == 0
-    assert invoke("predict", photos, "-o", own, "-c", tiny_checkpoint, "--formats", "npz",
-                  "--focal", "predicted").exit_code == 0
+    assert (
+        invoke(
+            "predict", photos, "-o", own, "-c", tiny_checkpoint, "--formats", "npz", "--focal", "predicted"
+        ).exit_code
+        == 0
+    )
     exif_scaled = np.load(preds / "leuvenA.npz")["depth"]
     zero_shot = read_prediction(preds / "leuvenA.npz")
     assert zero_shot.focal_source == "predicted"
@@ -117,7 +123,9 @@ def test_evaluate_is_zero_shot_unless_use_exif(tmp_path, tiny_checkpoint, data_d
 
 
 # ------------------------------------------------------------------------------ files not ours
-def test_files_metricdepth_did_not_write_are_never_replaced(tmp_path, photo_dir, tiny_checkpoint, count_infer):
+def test_files_metricdepth_did_not_write_are_never_replaced(
+    tmp_path, photo_dir, tiny_checkpoint, count_infer
+):
     mine = tmp_path / "mine"
     mine.mkdir()
     shutil.copy(photo_dir / "moto.png", mine / "a.png")
@@ -178,8 +186,17 @@ def test_unusable_output_locations_are_usage_errors_before_model_work(tmp_path, 
     np.save(scene / "im_depth.npy", np.ones((6, 8), np.float32))
     evaluated = invoke("evaluate", "-d", f"folder={scene}", "--checkpoint", tiny_checkpoint, "-o", a_file)
     assert evaluated.exit_code == 2 and "file.txt" in evaluated.output and "loading" not in evaluated.output
-    saved = invoke("evaluate", "-d", f"folder={scene}", "--checkpoint", tiny_checkpoint, "-o", tmp_path / "e",
-                   "--save-predictions", a_file)
+    saved = invoke(
+        "evaluate",
+        "-d",
+        f"folder={scene}",
+        "--checkpoint",
+        tiny_checkpoint,
+        "-o",
+        tmp_path / "e",
+        "--save-predictions",
+        a_file,
+    )
     assert saved.exit_code == 2 and "loading" not in saved.output
     assert a_file.read_text() == "keep me"
 
@@ -241,8 +258,9 @@ def test_ground_truth_without_a_valid_pixel_is_a_named_failure(tmp_path, gt):
     preds.mkdir()
     for name in ("bad", "good"):
         np.savez(preds / f"{name}.npz", depth=np.full((6, 8), 2.0, np.float32))
-    result = invoke("evaluate", "-d", f"folder={data}", "--predictions", preds, "-o", tmp_path / "e",
-                    "--max-depth", "10")
+    result = invoke(
+        "evaluate", "-d", f"folder={data}", "--predictions", preds, "-o", tmp_path / "e", "--max-depth", "10"
+    )
     assert result.exit_code == 1 and "bad" in result.output and "no valid ground-truth pixel" in result.output
     report = json.loads((tmp_path / "e" / "results.json").read_text())
     assert report["rows"][0]["images"] == 1 and [f["image"] for f in report["failures"]] == ["bad"]
@@ -255,7 +273,9 @@ def test_unusable_predictions_are_named_failures_not_clamped(tmp_path, value):
     preds.mkdir()
     np.savez(preds / "im.npz", depth=np.full((6, 8), value, np.float32))
     result = invoke("evaluate", "-d", f"folder={data}", "--predictions", preds, "-o", tmp_path / "e")
-    assert result.exit_code == 1 and "im" in result.output and "NaN, infinite or not positive" in result.output
+    assert (
+        result.exit_code == 1 and "im" in result.output and "NaN, infinite or not positive" in result.output
+    )
     text = (tmp_path / "e" / "results.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in results.json"))
 
@@ -285,7 +305,9 @@ def test_a_signal_while_writing_leaves_no_partial_outputs(tmp_path, monkeypatch)
 
     monkeypatch.setattr(writers, "write_ply", interrupted)
     with pytest.raises(SystemExit), _signals_as_exit():
-        writers.save_prediction(make_prediction(np.ones((4, 5))), np.zeros((4, 5, 3), np.uint8), tmp_path / "a")
+        writers.save_prediction(
+            make_prediction(np.ones((4, 5))), np.zeros((4, 5, 3), np.uint8), tmp_path / "a"
+        )
     assert os.listdir(tmp_path) == []
 
 
@@ -305,7 +327,9 @@ def test_a_signal_during_the_commit_waits_until_every_file_is_in_place(tmp_path,
 
     monkeypatch.setattr(atomic.os, "replace", replace_and_signal)
     with pytest.raises(SystemExit), _signals_as_exit():
-        writers.save_prediction(make_prediction(np.ones((4, 5))), np.zeros((4, 5, 3), np.uint8), tmp_path / "a")
+        writers.save_prediction(
+            make_prediction(np.ones((4, 5))), np.zeros((4, 5, 3), np.uint8), tmp_path / "a"
+        )
     assert sent and sorted(os.listdir(tmp_path)) == sorted(
         ["a.npz", "a_depth.png", "a_inverse_depth.png", "a.ply", "a.json"]
     )
@@ -316,7 +340,9 @@ def test_temporaries_of_killed_runs_are_cleaned_up(tmp_path, photo_dir, tiny_che
 
     out = tmp_path / "out"
     out.mkdir()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     stale = out / f".moto.npz.{int(dead.stdout)}.0123abcd.tmp"
     stale.write_bytes(b"half")
     live = temporary_name(out / "other.npz")  # this process's own: kept
@@ -356,6 +382,6 @@ def test_offline_hub_goes_straight_to_the_cache_and_advises(monkeypatch, tmp_pat
         raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    with pytest.raises(CheckpointError, match="--checkpoint checkpoints/depth_pro.pt"):
+    with pytest.raises(CheckpointError, match=r"--checkpoint checkpoints/depth_pro\.pt"):
         resolve_checkpoint("apple/DepthPro", cache_dir=tmp_path)
     assert seen and all(seen)  # cache only: no network retries

@@ -28,7 +28,22 @@ _EXPORTS = {
     "save_prediction": "metricdepth.io.writers",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "PRESETS",
+    "CheckpointError",
+    "DepthPro",
+    "DepthProConfig",
+    "DepthSource",
+    "ImageLoadError",
+    "LoadedImage",
+    "Prediction",
+    "focal_from_35mm",
+    "focal_to_fov",
+    "fov_to_focal",
+    "load_image",
+    "read_depth_png",
+    "save_prediction",
+]
 
 if TYPE_CHECKING:
     from .camera import focal_from_35mm, focal_to_fov, fov_to_focal

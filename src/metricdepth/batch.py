@@ -151,7 +151,7 @@ def collect_inputs(
 
 
 def dataset_items(dataset: Any, output_dir: str | os.PathLike, spec: str) -> list[SampleItem]:
-    """One item per sample of an opened benchmark reader (see :func:`metricdepth.evaluation.open_benchmark`)."""
+    """One item per sample of an opened benchmark reader (:func:`metricdepth.evaluation.open_benchmark`)."""
     return [SampleItem(dataset, index, Path(output_dir), spec) for index in range(len(dataset))]
 
 
@@ -215,7 +215,12 @@ def predict_files(
                 prediction = model.infer(image, f_px=f_px, focal=focal)
                 _check_finite(prediction, item.label)
                 report.written[item.label] = save_prediction(
-                    prediction, image.rgb, stem, formats=formats, max_depth=max_depth, extra={**info, **(extra or {})}
+                    prediction,
+                    image.rgb,
+                    stem,
+                    formats=formats,
+                    max_depth=max_depth,
+                    extra={**info, **(extra or {})},
                 )
                 del prediction, image
         except Exception as err:  # one bad input must not stop the batch
@@ -231,7 +236,9 @@ def _check_targets(targets: list[Path], inputs: set[Path], overwrite: bool) -> N
         if not target.exists() and not target.is_symlink():
             continue
         if target.resolve() in inputs:
-            raise OutputExistsError(f"output {target} would overwrite an input image; choose another --output")
+            raise OutputExistsError(
+                f"output {target} would overwrite an input image; choose another --output"
+            )
         if target.is_dir():
             raise OutputExistsError(f"output {target} is a folder; choose another --output")
         if not overwrite and not is_metricdepth_output(target):
@@ -252,7 +259,8 @@ def _check_finite(prediction: Any, label: str) -> None:
     count = int(bad.sum())
     if count:
         raise ValueError(
-            f"{label}: the model produced {count} of {values.numel()} non-finite or non-positive depth values "
+            f"{label}: the model produced {count} of {values.numel()} non-finite or non-positive depth "
+            "values "
             "(broken or incompatible weights?); nothing was written for it"
         )
 

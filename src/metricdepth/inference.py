@@ -255,22 +255,28 @@ def resolve_focal(
         focal, K = user
         if K is not None:
             return Camera(focal, K, "user")
-        return Camera(focal, intrinsics_matrix(torch.tensor(focal, dtype=torch.float32), width, height), "user")
+        return Camera(
+            focal, intrinsics_matrix(torch.tensor(focal, dtype=torch.float32), width, height), "user"
+        )
     if exif_focal_px is not None and policy in ("auto", "exif"):
         focal, source = float(exif_focal_px), "exif"
     elif policy == "exif":
-        raise ValueError(f"{name}: no EXIF focal length (FocalLengthIn35mmFilm); use focal 'auto' or 'predicted'")
+        raise ValueError(
+            f"{name}: no EXIF focal length (FocalLengthIn35mmFilm); use focal 'auto' or 'predicted'"
+        )
     elif predicted_fov_deg is not None:
         if not MIN_FOV_DEG <= predicted_fov_deg <= MAX_FOV_DEG:
             warnings.warn(
                 f"predicted FOV {predicted_fov_deg:.4g}° is outside (0°, 180°); using "
-                f"{min(max(predicted_fov_deg, MIN_FOV_DEG), MAX_FOV_DEG):.4g}° (untrained or unsuitable weights?)",
+                f"{min(max(predicted_fov_deg, MIN_FOV_DEG), MAX_FOV_DEG):.4g}° "
+                "(untrained or unsuitable weights?)",
                 stacklevel=3,
             )
         focal, source = focal_from_predicted_fov(predicted_fov_deg, width), "predicted"
     else:
         raise ValueError(
-            f"{name}: this model has no FOV head: give f_px, K or fov_deg (or an image with an EXIF focal length)"
+            f"{name}: this model has no FOV head: give f_px, K or fov_deg "
+            "(or an image with an EXIF focal length)"
         )
     K = intrinsics_matrix(torch.tensor(focal, dtype=torch.float32), width, height)
     return Camera(focal, K, source)  # type: ignore[arg-type]
@@ -295,7 +301,9 @@ def network_input(pixels: Tensor, size: int, device: torch.device, dtype: torch.
         plane = plane.float() / 255.0 if plane.dtype == torch.uint8 else plane.float()
         plane = plane * 2.0 - 1.0
         if plane.shape != (size, size):
-            plane = F.interpolate(plane[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+            plane = F.interpolate(plane[None, None], size=(size, size), mode="bilinear", align_corners=False)[
+                0, 0
+            ]
         out[channel] = plane
         del plane
     return out.to(dtype)

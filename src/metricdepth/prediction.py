@@ -1,4 +1,4 @@
-"""The typed result every depth source returns: what it holds, in which unit, and where its camera came from."""
+"""The typed result every depth source returns: what it holds, its unit, and where its camera came from."""
 
 from __future__ import annotations
 

@@ -123,7 +123,10 @@ def _load_model(checkpoint: str, device: str, precision: str = "auto"):
         model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
     except (CheckpointError, ValueError) as err:
         _fail(str(err))
-    say(f"model: {checkpoint} ({model.config.name}) on {model.device}, {str(model.dtype).removeprefix('torch.')}")
+    say(
+        f"model: {checkpoint} ({model.config.name}) on {model.device}, "
+        f"{str(model.dtype).removeprefix('torch.')}"
+    )
     return model
 
 
@@ -156,19 +159,25 @@ def predict(
             f"stored under its sample name (for evaluate --predictions). NAME: {BENCHMARK_NAMES}.",
         ),
     ] = [],  # noqa: B006 - typer reads the default, never mutates it
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path("metricdepth_output"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path(
+        "metricdepth_output"
+    ),
     checkpoint: Annotated[
         str, typer.Option("--checkpoint", "-c", help="Hub repo id or local .pt / .safetensors file.")
     ] = "apple/DepthPro",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")
+    ] = "auto",
     f_px: Annotated[
         float | None,
         typer.Option("--f-px", help="Focal length in pixels for every image (overrides --focal auto)."),
     ] = None,
     focal: Annotated[
         str,
-        typer.Option(help="auto (--f-px, then EXIF, then the FOV head), exif (EXIF only), predicted (FOV head)."),
+        typer.Option(
+            help="auto (--f-px, then EXIF, then the FOV head), exif (EXIF only), predicted (FOV head)."
+        ),
     ] = "auto",
     formats: Annotated[
         str, typer.Option(help="Comma-separated outputs: npz, depth16, color, ply, json.")
@@ -194,7 +203,10 @@ def predict(
     if unknown or not chosen:
         _fail(f"--formats: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(FORMATS)}")
     if f_px is not None and not (math.isfinite(f_px) and F_PX_RANGE[0] <= f_px <= F_PX_RANGE[1]):
-        _fail(f"--f-px must be a focal length between {F_PX_RANGE[0]:g} and {F_PX_RANGE[1]:g} pixels, got {f_px:g}")
+        _fail(
+            f"--f-px must be a focal length between {F_PX_RANGE[0]:g} and {F_PX_RANGE[1]:g} pixels, "
+            f"got {f_px:g}"
+        )
     if focal not in FOCAL_POLICIES:
         _fail(f"--focal: unknown {focal!r}; choose from {', '.join(FOCAL_POLICIES)}")
     if f_px is not None and focal != "auto":
@@ -266,18 +278,24 @@ def evaluate(
     ],
     predictions: Annotated[
         Path | None,
-        typer.Option(help="Folder of saved predictions (NAME.npz per sample, from predict -d or --save-predictions)."),
+        typer.Option(
+            help="Folder of saved predictions (NAME.npz per sample, from predict -d or --save-predictions)."
+        ),
     ] = None,
     checkpoint: Annotated[
         str | None, typer.Option("--checkpoint", "-c", help="Depth Pro weights to run instead.")
     ] = None,
     save_predictions: Annotated[
         Path | None,
-        typer.Option("--save-predictions", help="With --checkpoint: also store each prediction as DIR/NAME.npz."),
+        typer.Option(
+            "--save-predictions", help="With --checkpoint: also store each prediction as DIR/NAME.npz."
+        ),
     ] = None,
     use_exif: Annotated[
         bool,
-        typer.Option("--use-exif", help="Scale depth with EXIF focal lengths where images carry one (not zero-shot)."),
+        typer.Option(
+            "--use-exif", help="Scale depth with EXIF focal lengths where images carry one (not zero-shot)."
+        ),
     ] = False,
     alignment: Annotated[
         list[str],
@@ -344,7 +362,11 @@ def evaluate(
         _fail(str(err))
     if checkpoint is not None:
         model = _load_model(checkpoint, device)
-        info = {"checkpoint": checkpoint, "model": model.config.name, "focal_policy": "exif" if use_exif else "predicted"}
+        info = {
+            "checkpoint": checkpoint,
+            "model": model.config.name,
+            "focal_policy": "exif" if use_exif else "predicted",
+        }
         predictor = ModelPredictor(model, use_exif=use_exif, save_to=save_predictions, info=info)
 
     total = sum(len(s.dataset) for s in eval_sets)

@@ -12,6 +12,7 @@ depth               (H, W) float32 metres along the optical axis (0 or NaN where
 valid               (H, W) bool, pixels with trustworthy depth
 K                   (3, 3) float64 intrinsics, pixels, OpenCV convention
 focal_px            float, horizontal focal length in pixels (when K is unknown)
+exif_focal_px       float, EXIF 35 mm-equivalent focal of the image file, pixels (metadata, not ground truth)
 mask                (H, W) bool or float alpha matte, for boundary recall
 instance            (H, W) int, 0 = none; ``instance_class[i - 1]`` names instance i
 semantic            (H, W) int, class index (synthetic scenes: into ``SEMANTIC_CLASSES``)
@@ -36,6 +37,7 @@ class Sample(TypedDict, total=False):
     valid: np.ndarray
     K: np.ndarray
     focal_px: float
+    exif_focal_px: float
     fov_deg: float
     mask: np.ndarray
     instance: np.ndarray

@@ -48,7 +48,9 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not a readable .npz prediction ({type(err).__name__}: {err})") from None
     if "depth" not in fields and "inverse_depth" not in fields:
-        raise ValueError(f"{path}: no 'depth' (or 'inverse_depth') array; has {', '.join(fields) or 'nothing'}")
+        raise ValueError(
+            f"{path}: no 'depth' (or 'inverse_depth') array; has {', '.join(fields) or 'nothing'}"
+        )
 
     def scalar(key: str) -> float | None:
         if key not in fields:
@@ -64,8 +66,12 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
     predicted_fov = scalar("predicted_fov_deg")
     if "depth" not in fields:
         inverse = _map(fields["inverse_depth"], path, "inverse_depth")
-        return Prediction(depth=None, inverse_depth=torch.from_numpy(inverse), kind="relative",
-                          predicted_fov_deg=predicted_fov)
+        return Prediction(
+            depth=None,
+            inverse_depth=torch.from_numpy(inverse),
+            kind="relative",
+            predicted_fov_deg=predicted_fov,
+        )
     depth = _map(fields["depth"], path, "depth")
     height, width = depth.shape
     focal, focal_source = used_focal, (source or None)
@@ -91,7 +97,7 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
 
 
 def model_focal_px(prediction: Prediction) -> float | None:
-    """The model's own focal estimate (pixels) in a prediction, never an EXIF or user value; None if absent."""
+    """The model's own focal estimate (pixels) in a prediction, never EXIF or user values; None if absent."""
     if prediction.focal_source == MODEL_FOCAL_SOURCE and prediction.focal_px is not None:
         return float(prediction.focal_px)
     fov = prediction.predicted_fov_deg
@@ -137,8 +143,14 @@ class ModelPredictor:
     predict -d`` writes), so ``evaluate --predictions save_to`` scores the same numbers again.
     """
 
-    def __init__(self, model: Any, *, use_exif: bool = False, save_to: str | os.PathLike | None = None,
-                 info: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        use_exif: bool = False,
+        save_to: str | os.PathLike | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
         self.model = model
         self.use_exif = use_exif
         self.save_to = Path(save_to) if save_to is not None else None

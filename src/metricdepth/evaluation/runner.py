@@ -28,10 +28,10 @@ import numpy as np
 
 from ..alignment import ALIGNMENTS, GLOBAL_ALIGNMENTS, GlobalAlignment, align
 from ..data.sample import Sample
-from ..prediction import Prediction
 from ..metrics.boundary import boundary_f1, boundary_recall
 from ..metrics.depth import DepthMetricAccumulator, crop_mask
 from ..metrics.focal import focal_metrics
+from ..prediction import Prediction
 from .predictors import model_focal_px
 from .protocols import EvalSet, Protocol
 
@@ -262,7 +262,9 @@ def evaluate(
         result.protocols[label] = eval_set.protocol
         try:
             fits = (
-                _fit_global(fit_predictor or predictor, global_fit[label], global_modes, on_image, result.failures)
+                _fit_global(
+                    fit_predictor or predictor, global_fit[label], global_modes, on_image, result.failures
+                )
                 if global_modes
                 else {}
             )

@@ -15,7 +15,15 @@ _EXPORTS = {
     "FileGroup": "metricdepth.io.atomic",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "FileGroup",
+    "ImageLoadError",
+    "LoadedImage",
+    "atomic_path",
+    "load_image",
+    "read_depth_png",
+    "save_prediction",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -273,7 +273,9 @@ def point_cloud(
     for rows in _row_blocks(height, width):
         top, bottom = max(rows.start - 1, 0), min(rows.stop + 1, height)  # one halo row each side
         with_halo = torch.from_numpy(np.ascontiguousarray(depth[top:bottom]))
-        edges = depth_discontinuities(with_halo, rtol=edge_rtol).numpy()[rows.start - top :][: rows.stop - rows.start]
+        edges = depth_discontinuities(with_halo, rtol=edge_rtol).numpy()[rows.start - top :][
+            : rows.stop - rows.start
+        ]
         block = depth[rows]
         with np.errstate(invalid="ignore"):
             keep[rows] = (block < SKY_DEPTH) & np.isfinite(block) & ~edges

@@ -117,6 +117,12 @@ class DepthPro(PretrainedMixin, nn.Module):
             A :class:`Prediction` for one image, a list for a list, a batched one for a 4-D tensor.
         """
         return infer_canonical(
-            self, image, f_px=f_px, K=K, fov_deg=fov_deg, focal=focal, use_exif=use_exif,  # type: ignore[arg-type]
+            self,
+            image,
+            f_px=f_px,
+            K=K,
+            fov_deg=fov_deg,
+            focal=focal,
+            use_exif=use_exif,  # type: ignore[arg-type]
             batch_size=batch_size,
         )
