@@ -33,8 +33,14 @@ def test_float32_f1_compares_ratios_with_float64_thresholds(data_dir):
     assert pred.dtype == target.dtype == np.float32
     value = float(data["moto_noise_public__value"])
     assert abs(boundary_f1(pred, target) - value) <= 1e-12
-    # The oracle compares with thresholds rounded to float32, which misses the reference on this case.
-    assert abs(boundary_f1_loops(pred, target) - value) > 1e-8
+    # The plain-loop oracle compares as the reference does, and agrees; rounding the thresholds to
+    # float32 first (the old behaviour) misses the reference on this case.
+    assert abs(boundary_f1_loops(pred, target) - value) <= 1e-12
+    rounded = [np.float32(t) for t in np.linspace(1.05, 1.25, 10)]
+    assert any(
+        ((pred[:, :-1] / pred[:, 1:]) > t).sum() != ((pred[:, :-1] / pred[:, 1:]) > np.float64(t64)).sum()
+        for t, t64 in zip(rounded, np.linspace(1.05, 1.25, 10), strict=True)
+    )
 
 
 def test_dtype_threshold_equals_a_float64_comparison():
