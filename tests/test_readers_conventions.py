@@ -20,6 +20,7 @@ from metricdepth.data.datasets import (
 from metricdepth.data.datasets._common import one_based_to_opencv, read_image, read_npy_map, read_rgb
 from metricdepth.data.datasets.eth3d import read_colmap_cameras
 from metricdepth.data.datasets.nyu import NYU_K
+from test_datasets_sparse_masks import exif_with_focal
 
 H, W = 6, 8
 
@@ -130,15 +131,6 @@ def test_eth3d_intrinsics_move_from_colmap_pixel_corner_origin(tmp_path):
 # ---------------------------------------------------------------------- 2. stored pixel order
 
 
-def exif_bytes(orientation=None, focal_35mm=None) -> bytes:
-    exif = Image.Exif()
-    if orientation is not None:
-        exif[0x0112] = orientation
-    if focal_35mm is not None:
-        exif.get_ifd(0x8769)[0xA405] = focal_35mm
-    return exif.tobytes()
-
-
 def pattern(height=H, width=W):
     """(H, W, 3) uint8 with a different value in every pixel of the first channel (orientation-revealing)."""
     y, x = np.mgrid[:height, :width]
@@ -149,7 +141,7 @@ def pattern(height=H, width=W):
 def test_rotated_exif_image_is_read_in_stored_order(tmp_path, suffix):
     path = tmp_path / f"photo{suffix}"
     save_rgb(
-        path, pattern(), exif=exif_bytes(orientation=6), **({"quality": 100} if suffix == ".jpg" else {})
+        path, pattern(), exif=exif_with_focal(orientation=6), **({"quality": 100} if suffix == ".jpg" else {})
     )
     assert load_image(path).rgb.shape == (W, H, 3)  # the tag is there: upright loading would rotate it
     rgb = read_rgb(path)
@@ -159,7 +151,7 @@ def test_rotated_exif_image_is_read_in_stored_order(tmp_path, suffix):
 
 
 def test_folder_reader_keeps_stored_order_of_a_rotated_image(tmp_path):
-    save_rgb(tmp_path / "a.png", pattern(), exif=exif_bytes(orientation=6))
+    save_rgb(tmp_path / "a.png", pattern(), exif=exif_with_focal(orientation=6))
     depth = np.arange(1, H * W + 1, dtype=np.float32).reshape(H, W)
     np.save(tmp_path / "a_depth.npy", depth)
     sample = validate_sample(FolderDataset(tmp_path)[0])
@@ -172,13 +164,13 @@ def test_sunrgbd_and_mask_readers_keep_stored_order_of_rotated_images(tmp_path):
     image = pattern()
     write_sun_scene(tmp_path, "5 0 4\n0 5 3\n0 0 1\n", image=image)
     scene = tmp_path / "SUNRGBD" / "kv1" / "NYUdata" / "NYU0001"
-    save_rgb(scene / "image" / "0000103.jpg", image, quality=100, exif=exif_bytes(orientation=6))
+    save_rgb(scene / "image" / "0000103.jpg", image, quality=100, exif=exif_with_focal(orientation=6))
     sample = validate_sample(SunRGBD(tmp_path)[0])
     assert sample["image"].shape == (H, W, 3) and sample["depth"].shape == (H, W)
     with Image.open(scene / "image" / "0000103.jpg") as jpeg:  # the decoded pixels, as stored
         np.testing.assert_array_equal(sample["image"], np.asarray(jpeg.convert("RGB")))
 
-    save_rgb(tmp_path / "im" / "x.png", image, exif=exif_bytes(orientation=8))
+    save_rgb(tmp_path / "im" / "x.png", image, exif=exif_with_focal(orientation=8))
     mask = np.zeros((H, W), np.uint8)
     mask[:, : W // 2] = 255
     save_rgb(tmp_path / "gt" / "x.png", np.repeat(mask[..., None], 3, axis=2))
@@ -195,7 +187,7 @@ def focal_35mm_to_px(focal_35mm, width, height):
 
 
 def test_read_image_returns_stored_order_and_the_exif_focal(tmp_path):
-    save_rgb(tmp_path / "a.jpg", pattern(), exif=exif_bytes(orientation=6, focal_35mm=26))
+    save_rgb(tmp_path / "a.jpg", pattern(), exif=exif_with_focal(orientation=6, focal_35mm=26))
     save_rgb(tmp_path / "b.png", pattern())
     rgb, focal = read_image(tmp_path / "a.jpg")
     assert rgb.shape == (H, W, 3)
@@ -209,7 +201,7 @@ def test_read_image_returns_stored_order_and_the_exif_focal(tmp_path):
 def test_folder_reader_exif_focal_is_metadata_not_ground_truth(tmp_path):
     depth = np.full((H, W), 2.0, np.float32)
     for name in ("exif_only", "exif_and_json", "plain"):
-        exif = exif_bytes(focal_35mm=35) if name != "plain" else exif_bytes()
+        exif = exif_with_focal(focal_35mm=35) if name != "plain" else exif_with_focal()
         save_rgb(tmp_path / f"{name}.jpg", pattern(), exif=exif, quality=100)
         np.save(tmp_path / f"{name}_depth.npy", depth)
     (tmp_path / "exif_and_json.json").write_text('{"focal_px": 123.0}')
@@ -230,31 +222,31 @@ def test_benchmark_readers_set_exif_focal_only_when_the_file_has_one(tmp_path):
     scene = write_sun_scene(tmp_path / "sun", "5 0 4\n0 5 3\n0 0 1\n", image=image)
     sun = SunRGBD(tmp_path / "sun")
     assert "exif_focal_px" not in sun[0]
-    save_rgb(scene / "image" / "0000103.jpg", image, exif=exif_bytes(focal_35mm=28))
+    save_rgb(scene / "image" / "0000103.jpg", image, exif=exif_with_focal(focal_35mm=28))
     assert sun[0]["exif_focal_px"] == pytest.approx(focal_35mm_to_px(28, 640, 480), rel=1e-12)
 
     test = tmp_path / "nyu" / "official_splits" / "test"
-    save_rgb(test / "office" / "rgb_00001.jpg", image, exif=exif_bytes(focal_35mm=30))
+    save_rgb(test / "office" / "rgb_00001.jpg", image, exif=exif_with_focal(focal_35mm=30))
     save_png16(test / "office" / "sync_depth_00001.png", np.full((480, 640), 2500))
     nyu = NYUv2Folder(tmp_path / "nyu")[0]
     assert nyu["exif_focal_px"] == pytest.approx(focal_35mm_to_px(30, 640, 480), rel=1e-12)
     assert nyu["K"][0, 0] == NYU_K[0, 0]  # the dataset's K stays the ground truth
 
     data = tmp_path / "void" / "data" / "seq"
-    save_rgb(data / "image" / "1.5.png", pattern(), exif=exif_bytes(focal_35mm=24))
+    save_rgb(data / "image" / "1.5.png", pattern(), exif=exif_with_focal(focal_35mm=24))
     save_png16(data / "ground_truth" / "1.5.png", np.full((H, W), 512))
     np.savetxt(data / "K.txt", np.eye(3))
     void = Void(tmp_path / "void")[0]
     assert void["exif_focal_px"] == pytest.approx(focal_35mm_to_px(24, W, H), rel=1e-12)
 
-    save_rgb(tmp_path / "im" / "x.png", pattern(), exif=exif_bytes(focal_35mm=50))
+    save_rgb(tmp_path / "im" / "x.png", pattern(), exif=exif_with_focal(focal_35mm=50))
     save_rgb(tmp_path / "gt" / "x.png", np.zeros((H, W, 3), np.uint8))
     masked = MaskFolder(tmp_path / "im", tmp_path / "gt")[0]
     assert masked["exif_focal_px"] == pytest.approx(focal_35mm_to_px(50, W, H), rel=1e-12)
 
 
 def test_focal_benchmark_keeps_focal_px_as_its_ground_truth(tmp_path):
-    save_rgb(tmp_path / "a.jpg", pattern(), exif=exif_bytes(orientation=6, focal_35mm=26))
+    save_rgb(tmp_path / "a.jpg", pattern(), exif=exif_with_focal(orientation=6, focal_35mm=26))
     sample = ExifFocalFolder(tmp_path)[0]
     assert sample["image"].shape == (H, W, 3)
     assert sample["focal_px"] == pytest.approx(focal_35mm_to_px(26, W, H), rel=1e-12)
