@@ -385,3 +385,37 @@ def test_offline_hub_goes_straight_to_the_cache_and_advises(monkeypatch, tmp_pat
     with pytest.raises(CheckpointError, match=r"--checkpoint checkpoints/depth_pro\.pt"):
         resolve_checkpoint("apple/DepthPro", cache_dir=tmp_path)
     assert seen and all(seen)  # cache only: no network retries
+
+
+def test_a_global_fit_image_that_fails_is_skipped_and_listed(tmp_path):
+    rng = np.random.default_rng(1)
+    train = _folder(tmp_path / "train", {f"t{i}": rng.uniform(1, 9, (6, 8)) for i in range(3)})
+    test = _folder(tmp_path / "test", {"x": rng.uniform(1, 9, (6, 8))})
+    train_preds, test_preds = tmp_path / "tp", tmp_path / "xp"
+    train_preds.mkdir()
+    test_preds.mkdir()
+    for name in ("t0", "t1"):
+        np.savez(train_preds / f"{name}.npz", depth=(np.load(train / f"{name}_depth.npy") - 0.5) / 3)
+    # t2 has no prediction: skipped and listed; the fit uses t0 and t1.
+    np.savez(test_preds / "x.npz", depth=(np.load(test / "x_depth.npy") - 0.5) / 3)
+    result = invoke(
+        "evaluate", "-d", f"folder={test}", "--predictions", test_preds, "-a", "global-depth",
+        "--global-fit", f"folder={train}", "--fit-predictions", train_preds, "-o", tmp_path / "e",
+    )  # fmt: skip
+    assert result.exit_code == 1 and "t2" in result.output and "global fit" in result.output
+    report = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert report["rows"][0]["global_scale"] == pytest.approx(3.0)
+    assert report["rows"][0]["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert [f["image"] for f in report["failures"]] == ["t2"]
+
+
+def test_bad_crop_and_dataset_options_are_usage_errors(tmp_path):
+    data = _folder(tmp_path / "d", {"im": np.full((6, 8), 2.0)})
+    for args, message in (
+        (["--crop", "bogus"], "bogus"),
+        (["--min-depth", "5", "--max-depth", "1"], "--min-depth"),
+    ):
+        result = invoke("evaluate", "-d", f"folder={data}", "--predictions", tmp_path, *args)
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    result = invoke("predict", "-d", f"folder={data},bogus=1", "-o", tmp_path / "o", "-c", "nope.pt")
+    assert result.exit_code == 2 and "bogus" in result.output and "loading" not in result.output
