@@ -54,8 +54,8 @@ def write_photo(path: Path, megapixels: float) -> None:
     import numpy as np
     from PIL import Image
 
-    width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
-    height = int(round(width * 3 / 4))
+    width = round((megapixels * 1e6 * 4 / 3) ** 0.5)
+    height = round(width * 3 / 4)
     rgb = np.empty((height, width, 3), np.uint8)
     x = np.arange(width)
     for top in range(0, height, 256):

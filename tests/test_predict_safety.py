@@ -372,8 +372,11 @@ def test_offline_hub_goes_straight_to_the_cache_and_advises(monkeypatch, tmp_pat
     from metricdepth import CheckpointError
     from metricdepth.models.depth_pro.weights import hub_reachable, resolve_checkpoint
 
+    from metricdepth.models.depth_pro.weights import PROXY_VARIABLES
+
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for name in ("HF_HUB_OFFLINE", *PROXY_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
     assert not hub_reachable()
     seen = []
 
@@ -419,3 +422,133 @@ def test_bad_crop_and_dataset_options_are_usage_errors(tmp_path):
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     result = invoke("predict", "-d", f"folder={data},bogus=1", "-o", tmp_path / "o", "-c", "nope.pt")
     assert result.exit_code == 2 and "bogus" in result.output and "loading" not in result.output
+
+
+# ------------------------------------------------------------------ review: ownership everywhere
+def test_save_predictions_never_replaces_a_users_file(tmp_path, tiny_checkpoint):
+    mine = _folder(tmp_path / "mine", {"a": np.full((6, 8), 2.0), "b": np.full((6, 8), 3.0)})
+    (mine / "a.json").write_text(json.dumps({"fx": 100.0, "cx": 3.5, "cy": 2.5}))  # ground truth
+    before = (mine / "a.json").read_bytes()
+    result = invoke(
+        "evaluate", "-d", f"folder={mine}", "-c", tiny_checkpoint, "--save-predictions", mine,
+        "-o", tmp_path / "e",
+    )  # fmt: skip
+    assert (
+        result.exit_code == 1 and "a.json" in result.output and "not written by metricdepth" in result.output
+    )
+    assert (mine / "a.json").read_bytes() == before and not (mine / "a.npz").exists()
+    assert (mine / "b.npz").is_file()  # the other sample was saved and scored
+
+
+def test_predictions_in_a_folder_dataset_are_never_read_as_ground_truth(tmp_path, tiny_checkpoint):
+    from metricdepth.data.datasets import FolderDataset
+
+    mine = _folder(tmp_path / "mine", {"a": np.full((6, 8), 2.0)})
+    Image.new("RGB", (8, 6)).save(mine / "b.png")  # no ground truth at all
+    result = invoke("predict", mine, "-o", mine, "-c", tiny_checkpoint, "--focal", "predicted")
+    assert result.exit_code == 0, result.output
+    assert (mine / "b_depth.png").is_file() and (mine / "a.json").is_file()
+    dataset = FolderDataset(mine)
+    assert dataset.names == ["a"]  # b_depth.png is a prediction, not b's ground truth
+    sample = dataset[0]
+    assert "K" not in sample and "focal_px" not in sample  # a.json is the prediction's camera
+    np.testing.assert_array_equal(sample["depth"], np.full((6, 8), 2.0, np.float32))
+    evaluated = invoke("evaluate", "-d", f"folder={mine}", "--predictions", mine, "-o", tmp_path / "e")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "focal_delta25" not in json.loads((tmp_path / "e" / "results.json").read_text())["rows"][0]
+    # Ground truth a user encodes with metricdepth's own PNG writer is still ground truth.
+    from metricdepth.io.writers import is_prediction_output, write_depth_png
+
+    write_depth_png(mine / "c_depth.png", np.full((6, 8), 4.0))
+    Image.new("RGB", (8, 6)).save(mine / "c.png")
+    assert not is_prediction_output(mine / "c_depth.png") and is_prediction_output(mine / "b_depth.png")
+    assert FolderDataset(mine).names == ["a", "c"]
+
+
+def test_two_inputs_never_share_outputs(tmp_path, tiny_checkpoint):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for suffix in ("png", "jpg"):
+        Image.new("RGB", (8, 6)).save(mine / f"a.{suffix}")
+    np.save(mine / "a_depth.npy", np.full((6, 8), 2.0, np.float32))
+    out = tmp_path / "out"
+    result = invoke("predict", "-d", f"folder={mine}", "-o", out, "-c", tiny_checkpoint, "--formats", "npz")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a_jpg.npz", "a_png.npz"]
+    out2 = tmp_path / "out2"
+    both = invoke(
+        "predict", mine / "a.jpg", "-d", f"folder={mine}", "-o", out2,
+        "-c", tiny_checkpoint, "--formats", "npz", "--focal", "predicted",
+    )  # fmt: skip
+    assert both.exit_code == 0, both.output  # a.jpg → a.npz; the samples → a_jpg.npz, a_png.npz
+    clash = tmp_path / "clash"
+    (clash / "x").mkdir(parents=True)
+    Image.new("RGB", (8, 6)).save(clash / "x" / "A.png")
+    Image.new("RGB", (8, 6)).save(clash / "a.png")
+    result = invoke("predict", clash / "x" / "A.png", clash / "a.png", "-o", out, "-c", tiny_checkpoint)
+    assert result.exit_code == 0  # names that differ only in case get distinct outputs (a_png)
+    assert {p.name for p in out.glob("*.json")} >= {"A.json", "a_png.json"}
+
+
+def test_an_npz_with_another_writer_is_not_ours(tmp_path, photo_dir, tiny_checkpoint):
+    out = tmp_path / "out"
+    out.mkdir()
+    np.savez(out / "moto.npz", depth=np.ones((2, 2)), writer="my-own-tool")
+    before = (out / "moto.npz").read_bytes()
+    result = invoke("predict", photo_dir / "moto.png", "-o", out, "-c", tiny_checkpoint, "--formats", "npz")
+    assert result.exit_code == 1 and "moto.npz" in result.output
+    assert (out / "moto.npz").read_bytes() == before
+
+
+def test_outputs_of_the_version_before_marks_are_recognised(
+    tmp_path, photo_dir, tiny_checkpoint, count_infer
+):
+    """0.1 outputs carried no mark; the JSON written with them lists them, with the pixel convention."""
+    out = tmp_path / "out"
+    out.mkdir()
+    np.savez(out / "moto.npz", depth=np.ones((2, 2), np.float32), focal_px=1.0)
+    files = ["moto.npz", "moto.json"]
+    convention = "OpenCV: pixel centres at integer coordinates, x right, y down, z forward"
+    (out / "moto.json").write_text(json.dumps({"files": files, "pixel_convention": convention}))
+    skipped = invoke(
+        "predict", photo_dir / "moto.png", "-o", out, "-c", tiny_checkpoint, "--formats", "npz,json",
+        "--skip-existing",
+    )  # fmt: skip
+    assert skipped.exit_code == 0 and "1 skipped" in skipped.output and count_infer == []
+    again = invoke(
+        "predict", photo_dir / "moto.png", "-o", out, "-c", tiny_checkpoint, "--formats", "npz,json"
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "moto.json").read_text())["writer"] == "metricdepth"
+
+
+def test_a_failed_commit_leaves_none_of_the_images_files(tmp_path, monkeypatch):
+    from metricdepth.io import atomic, writers
+    from test_writers import make_prediction
+
+    prediction, rgb = make_prediction(np.ones((4, 5))), np.zeros((4, 5, 3), np.uint8)
+    writers.save_prediction(prediction, rgb, tmp_path / "a")  # an earlier run's complete set
+    replace, calls = os.replace, []
+
+    def failing(src, dst):
+        if not str(dst).endswith(".tmp"):
+            calls.append(dst)
+            if len(calls) == 3:
+                raise OSError(28, "No space left on device")
+        return replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", failing)
+    with pytest.raises(OSError, match="No space"):
+        writers.save_prediction(prediction, rgb, tmp_path / "a")
+    assert os.listdir(tmp_path) == []  # neither the new set nor a mix of old and new
+
+
+def test_behind_a_proxy_the_hub_is_left_to_huggingface_hub(monkeypatch):
+    from metricdepth.models.depth_pro.weights import hub_reachable
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert hub_reachable()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not hub_reachable()

@@ -113,3 +113,47 @@ def test_save_prediction_writes_every_format(tmp_path):
     assert set(np.round(trimesh.load(only[0]).vertices[:, 2], 4)) == {2.0}
     with pytest.raises(ValueError, match="unknown output formats"):
         save_prediction(make_prediction(depth), rgb, tmp_path / "y", formats=["exr"])
+
+
+def test_block_wise_outputs_equal_whole_image_maths(monkeypatch):
+    """Row blocks (here of 7 rows, with a 1-row halo for the flying-pixel test) change nothing: the
+    colour map equals matplotlib's, the cloud equals per-pixel back-projection with a skewed K."""
+    from matplotlib import colormaps
+
+    from metricdepth.geometry import depth_discontinuities, depth_to_points
+    from metricdepth.io import writers
+
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(1.0, 3.0, (40, 30)).astype(np.float32)
+    depth[:, 12:] += 5.0  # a depth jump across every block
+    depth[17, 3] = np.nan
+    depth[0, 0] = 1e4
+    inverse = 1 / depth
+    K = torch.tensor([[40.0, 2.5, 14.2], [0.0, 38.0, 19.7], [0.0, 0.0, 1.0]])
+    prediction = make_prediction(depth)
+    prediction.intrinsics = K
+    rgb = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+
+    whole_colours = colorize_inverse_depth(inverse)
+    whole_cloud = writers.point_cloud(prediction, rgb)
+    monkeypatch.setattr(writers, "BLOCK_PIXELS", 7 * 30)
+    colours = colorize_inverse_depth(inverse)
+    cloud = writers.point_cloud(prediction, rgb)
+    np.testing.assert_array_equal(colours, whole_colours)
+    np.testing.assert_array_equal(cloud, whole_cloud)
+
+    clipped = np.clip(np.nan_to_num(inverse.astype(np.float64)), 1 / 250, 10)
+    normalised = (clipped - clipped.min()) / (clipped.max() - clipped.min())
+    expected = (colormaps["turbo"](normalised)[..., :3] * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(colours, expected)
+
+    d = torch.from_numpy(depth)
+    keep = (d < 0.999e4) & torch.isfinite(d) & ~depth_discontinuities(d)
+    points = depth_to_points(d.double(), K.double())[keep].numpy()
+    assert len(cloud) == int(keep.sum()) > 0
+    np.testing.assert_allclose(
+        np.stack([cloud["x"], cloud["y"], cloud["z"]], 1), points, rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_array_equal(
+        np.stack([cloud["red"], cloud["green"], cloud["blue"]], 1), rgb[keep.numpy()]
+    )

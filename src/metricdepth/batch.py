@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .io.atomic import remove_stale_temporaries
 from .io.images import IMAGE_EXTENSIONS, LoadedImage, load_image
 from .io.writers import FORMATS, OUTPUT_SUFFIXES, is_metricdepth_output, output_path, save_prediction
 
@@ -22,12 +23,15 @@ __all__ = [
     "BatchReport",
     "InputItem",
     "OutputExistsError",
+    "OutputGuard",
     "SampleItem",
+    "check_finite",
     "collect_inputs",
     "dataset_items",
     "output_paths",
     "predict_files",
     "report_message",
+    "sample_stem",
 ]
 
 
@@ -80,6 +84,8 @@ class BatchReport:
     written: dict[str, list[Path]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    cleaned: list[Path] = field(default_factory=list)
+    """Temporaries of killed runs that were removed."""
 
     @property
     def ok(self) -> bool:
@@ -134,18 +140,22 @@ def collect_inputs(
 
     items: list[InputItem] = []
     seen_inputs: set[Path] = set()
-    used: set[Path] = set()  # every output file already claimed
+    used: set[str] = set()  # every output file already claimed, as the file system compares names
+
+    def keys(stem: Path) -> set[str]:
+        return {OutputGuard.key(p) for p in output_paths(stem)}
+
     for path, rel in found:
         if path.resolve() in seen_inputs:
             continue
         seen_inputs.add(path.resolve())
         stem = out / rel
-        if not used.isdisjoint(output_paths(stem)):
+        if not used.isdisjoint(keys(stem)):
             stem = stem.with_name(f"{path.stem}_{path.suffix.lstrip('.').lower()}")
         base, n = stem, 2
-        while not used.isdisjoint(output_paths(stem)):
+        while not used.isdisjoint(keys(stem)):
             stem, n = base.with_name(f"{base.name}_{n}"), n + 1
-        used.update(output_paths(stem))
+        used.update(keys(stem))
         items.append(InputItem(path=path, out_stem=stem))
     return items, missing
 
@@ -160,11 +170,64 @@ def output_paths(out_stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]
     return [output_path(out_stem, fmt) for fmt in formats]
 
 
-def _sample_stem(out_dir: Path, name: str) -> Path:
+def sample_stem(out_dir: Path, name: str) -> Path:
+    """Where the outputs of sample ``name`` go: ``out_dir / name`` (names may hold sub-folders)."""
     relative = Path(name)
-    if relative.is_absolute() or ".." in relative.parts:
-        raise ValueError(f"sample name {name!r} is not a relative path")
+    if not name or relative.is_absolute() or ".." in relative.parts or relative.name in ("", "."):
+        raise ValueError(f"sample name {name!r} cannot name an output file below {out_dir}")
     return out_dir / relative
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+class OutputGuard:
+    """Decides whether a set of output files may be written: one place for predict and evaluate.
+
+    Refuses (``OutputExistsError`` naming the file and what to do) a target that is an input file,
+    a folder, a file metricdepth did not write (unless ``overwrite``), or a file another item of the
+    same run already claimed. Paths are compared as the file system would (case-folded where it is).
+    """
+
+    def __init__(self, inputs: Iterable[Path] = (), overwrite: bool = False) -> None:
+        self.inputs = {identity for identity in map(_identity, inputs) if identity is not None}
+        self.overwrite = overwrite
+        self.claimed: dict[str, str] = {}
+
+    @staticmethod
+    def key(path: Path) -> str:
+        """A path as the file system compares it (absolute, case-folded where names are)."""
+        return os.path.normcase(os.path.abspath(path)).casefold()
+
+    def check(self, targets: Sequence[Path], label: str) -> None:
+        """Raise ``OutputExistsError`` if any target may not be written by ``label``; then claim them."""
+        for target in targets:
+            other = self.claimed.get(self.key(target))
+            if other is not None and other != label:
+                raise OutputExistsError(
+                    f"output {target} is also an output of {other} (two inputs share a name); "
+                    "predict them into separate --output folders"
+                )
+            if not target.exists() and not target.is_symlink():
+                continue
+            if _identity(target) in self.inputs:
+                raise OutputExistsError(
+                    f"output {target} would overwrite an input image; choose another --output"
+                )
+            if target.is_dir():
+                raise OutputExistsError(f"output {target} is a folder; choose another --output")
+            if not self.overwrite and not is_metricdepth_output(target):
+                raise OutputExistsError(
+                    f"output {target} exists and was not written by metricdepth; it is left as it is. "
+                    "Choose another --output, or pass --overwrite to replace it"
+                )
+        for target in targets:
+            self.claimed[self.key(target)] = label
 
 
 def predict_files(
@@ -196,7 +259,7 @@ def predict_files(
     if unknown:
         raise ValueError(f"unknown output formats {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     report = BatchReport()
-    inputs = {item.path.resolve() for item in items if isinstance(item, InputItem)}
+    guard = OutputGuard([item.path for item in items if isinstance(item, InputItem)], overwrite)
     for item in items:
         error: Exception | None = None
         try:
@@ -205,15 +268,16 @@ def predict_files(
                 stem = item.out_stem
             else:  # a sample's name is known once it is read
                 loaded = item.load()
-                stem = _sample_stem(item.out_dir, loaded[1]["sample"])
+                stem = sample_stem(item.out_dir, loaded[1]["sample"])
             targets = output_paths(stem, formats)
-            _check_targets(targets, inputs, overwrite)
+            guard.check(targets, item.label)
+            report.cleaned += remove_stale_temporaries(targets)
             if skip_existing and all(is_metricdepth_output(t) for t in targets):
                 report.skipped.append(item.label)
             else:
                 image, info = loaded if loaded is not None else item.load()
                 prediction = model.infer(image, f_px=f_px, focal=focal)
-                _check_finite(prediction, item.label)
+                check_finite(prediction, item.label)
                 report.written[item.label] = save_prediction(
                     prediction,
                     image.rgb,
@@ -231,24 +295,7 @@ def predict_files(
     return report
 
 
-def _check_targets(targets: list[Path], inputs: set[Path], overwrite: bool) -> None:
-    for target in targets:
-        if not target.exists() and not target.is_symlink():
-            continue
-        if target.resolve() in inputs:
-            raise OutputExistsError(
-                f"output {target} would overwrite an input image; choose another --output"
-            )
-        if target.is_dir():
-            raise OutputExistsError(f"output {target} is a folder; choose another --output")
-        if not overwrite and not is_metricdepth_output(target):
-            raise OutputExistsError(
-                f"output {target} exists and was not written by metricdepth; it is left as it is. "
-                "Choose another --output, or pass --overwrite to replace it"
-            )
-
-
-def _check_finite(prediction: Any, label: str) -> None:
+def check_finite(prediction: Any, label: str) -> None:
     """Refuse to write maps with NaN / inf / non-positive depth (broken weights), naming the input."""
     import torch
 

@@ -107,6 +107,8 @@ def coerce_images(image: ImageInput) -> ImageBatch:
         pixels = image if image.ndim == 4 else image[None]
         if pixels.ndim != 4 or pixels.shape[1] != 3:
             raise ValueError(f"expected a (3, H, W) or (B, 3, H, W) tensor, got {tuple(image.shape)}")
+        if len(pixels) == 0 or pixels.shape[-1] == 0 or pixels.shape[-2] == 0:
+            raise ValueError(f"empty image batch: tensor of shape {tuple(image.shape)}")
         for item in pixels:
             _check_tensor(item)
         return ImageBatch(list(pixels), [None] * len(pixels), "tensor" if image.ndim == 4 else "single")
@@ -270,9 +272,11 @@ def resolve_focal(
                 f"predicted FOV {predicted_fov_deg:.4g}° is outside (0°, 180°); using "
                 f"{min(max(predicted_fov_deg, MIN_FOV_DEG), MAX_FOV_DEG):.4g}° "
                 "(untrained or unsuitable weights?)",
-                stacklevel=3,
+                stacklevel=5,  # the caller of DepthPro.infer (through infer_canonical and no_grad)
             )
         focal, source = focal_from_predicted_fov(predicted_fov_deg, width), "predicted"
+    elif policy == "predicted":
+        raise ValueError(f"{name}: focal 'predicted' needs a model with a FOV head; this one has none")
     else:
         raise ValueError(
             f"{name}: this model has no FOV head: give f_px, K or fov_deg "
@@ -370,6 +374,8 @@ def infer_canonical(
     users = user_cameras(count, widths, f_px=f_px, K=K, fov_deg=fov_deg)
     if users is not None and focal != "auto":
         raise ValueError(f"f_px, K or fov_deg cannot be combined with focal={focal!r}")
+    if focal == "exif" and not use_exif:
+        raise ValueError("focal='exif' cannot be combined with use_exif=False")
     exif = images.exif_focal_px if use_exif else [None] * count
     results: list[Prediction] = []
     device, dtype, size = network.device, network.dtype, network.img_size
@@ -413,9 +419,11 @@ def infer_canonical(
 def _stack(predictions: list[Prediction]) -> Prediction:
     """One batched prediction from same-size single ones."""
 
+    device = predictions[0].inverse_depth.device
+
     def column(name: str) -> Tensor | None:
         values = [getattr(p, name) for p in predictions]
-        return None if values[0] is None else torch.tensor(values, dtype=torch.float32)
+        return None if values[0] is None else torch.tensor(values, dtype=torch.float32, device=device)
 
     return Prediction(
         depth=torch.stack([p.depth for p in predictions]),  # type: ignore[misc]

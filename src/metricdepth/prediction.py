@@ -110,6 +110,6 @@ class Prediction:
             "focal_px": scalar(self.focal_px),
             "focal_source": self.focal_source,  # type: ignore[dict-item]
             "fov_deg": scalar(self.fov_deg),
-            "intrinsics": None if self.intrinsics is None else self.intrinsics.double().cpu().numpy(),
+            "intrinsics": None if self.intrinsics is None else self.intrinsics.cpu().double().numpy(),
             "predicted_fov_deg": scalar(self.predicted_fov_deg),
         }

@@ -64,23 +64,35 @@ def _root(
 
 
 def _writable_dir(path: Path, option: str) -> None:
-    """Usage error unless ``path`` is (or can become) a folder we can write into."""
+    """Usage error unless ``path`` is a folder we can write into, or one we could create.
+
+    Nothing is created here: a folder that does not exist yet is made when the first file is written.
+    """
     if path.exists() and not path.is_dir():
         _fail(f"{option} {path}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink() or existing.parent == existing:
+            _fail(f"{option} {path}: cannot be created (a broken link or a missing drive on the way)")
+        existing = existing.parent
+    if not existing.is_dir():
+        _fail(f"{option} {path}: cannot be created, {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        _fail(f"{option} {path}: no permission to write in {existing} (or it is on a read-only file system)")
+    if existing == path:  # access() can be wrong (e.g. network file systems): try it
         probe = path / f".metricdepth-write-test.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        _fail(f"{option} {path}: cannot write there ({err.strerror or err})")
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            _fail(f"{option} {path}: cannot write there ({err.strerror or err})")
 
 
 def _writable_file(path: Path, option: str) -> None:
     """Usage error unless ``path`` can be written as a file (not a folder, its folder writable)."""
     if path.is_dir():
         _fail(f"{option} {path}: is a folder; give a file name")
-    _writable_dir(path.parent if str(path.parent) else Path("."), f"{option} {path}:")
+    _writable_dir(path.parent, option)
 
 
 @contextlib.contextmanager
@@ -220,7 +232,6 @@ def predict(
     _writable_dir(output, "--output")
 
     from ..batch import collect_inputs, dataset_items, predict_files, report_message
-    from ..io.atomic import remove_stale_temporaries
 
     items, missing = collect_inputs(inputs or [], output)
     for eval_set, spec in zip(_open_benchmarks(dataset), dataset, strict=True):
@@ -230,9 +241,6 @@ def predict(
         for _, message in failures:
             say(("error", "red"), " ", message)
         _fail("no images to process")
-    for path in remove_stale_temporaries(output):
-        say("removed ", str(path), " (left by an interrupted run)")
-
     model = _load_model(checkpoint, device, precision)
     with _progress() as progress, _signals_as_exit():
         task = progress.add_task("predicting", total=len(items))
@@ -255,6 +263,8 @@ def predict(
             on_done=on_done,
         )
 
+    for path in report.cleaned:
+        say("removed ", str(path), " (left by an interrupted run)")
     failures += report.failures
     skipped = f", {len(report.skipped)} skipped (already done)" if report.skipped else ""
     say(f"{len(report.written)} of {len(items) + len(missing)} inputs written to ", str(output), skipped)
@@ -288,7 +298,9 @@ def evaluate(
     save_predictions: Annotated[
         Path | None,
         typer.Option(
-            "--save-predictions", help="With --checkpoint: also store each prediction as DIR/NAME.npz."
+            "--save-predictions",
+            help="With --checkpoint: also store each prediction as DIR/NAME.npz (those of a --global-fit "
+            "split in DIR/global-fit).",
         ),
     ] = None,
     use_exif: Annotated[
@@ -368,6 +380,9 @@ def evaluate(
             "focal_policy": "exif" if use_exif else "predicted",
         }
         predictor = ModelPredictor(model, use_exif=use_exif, save_to=save_predictions, info=info)
+        if fit_sets:  # the fit split's predictions go beside, for --fit-predictions DIR/global-fit
+            fit_dir = save_predictions / "global-fit" if save_predictions is not None else None
+            fit_predictor = ModelPredictor(model, use_exif=use_exif, save_to=fit_dir, info=info)
 
     total = sum(len(s.dataset) for s in eval_sets)
     if any(a.startswith("global-") for a in alignment):

@@ -35,8 +35,9 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
     Reads ``depth`` (metres) or ``inverse_depth`` (relative, ``kind="relative"``), and the camera
     fields ``metricdepth predict`` stores (``focal_px``, ``focal_source``, ``predicted_fov_deg``).
     Metric depth computed with an EXIF or user focal length is rescaled by f_predicted / f_used (depth
-    is proportional to the focal length) and clamped to the network's range again, unless
-    ``use_exif`` and the source was EXIF; the result's focal is then the model's own.
+    is proportional to the focal length), unless ``use_exif`` and the source was EXIF; the result's
+    focal is then the model's own, and the depth is clamped to the network's range again (NaN,
+    negative or zero depth is left as it is, for the evaluation to report).
 
     Raises:
         ValueError: the file is unreadable or lacks the maps; the message names it.
@@ -83,7 +84,10 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
                 "to make it zero-shot; predict with --focal predicted, or evaluate with --use-exif"
             )
         depth *= np.float32(model_focal / used_focal)
-        np.clip(depth, 1 / MAX_INVERSE_DEPTH, 1 / MIN_INVERSE_DEPTH, out=depth)
+        # Back into the network's range [1e-4, 1e4] m, as a direct prediction is; NaN, zero and
+        # negative values are left for the evaluation to report, never clamped into range.
+        np.minimum(depth, np.float32(1 / MIN_INVERSE_DEPTH), out=depth)
+        np.maximum(depth, np.float32(1 / MAX_INVERSE_DEPTH), out=depth, where=depth > 0)
         focal, focal_source = model_focal, MODEL_FOCAL_SOURCE
     tensor = torch.from_numpy(depth)
     return Prediction(
@@ -143,6 +147,8 @@ class ModelPredictor:
     predict -d`` writes), so ``evaluate --predictions save_to`` scores the same numbers again.
     """
 
+    SAVED_FORMATS = ("npz", "json")
+
     def __init__(
         self,
         model: Any,
@@ -151,10 +157,14 @@ class ModelPredictor:
         save_to: str | os.PathLike | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
+        from ..batch import OutputGuard
+
         self.model = model
         self.use_exif = use_exif
         self.save_to = Path(save_to) if save_to is not None else None
         self.info = info or {}
+        self._guard = OutputGuard()  # one claim per file: two samples of one name cannot share it
+        self._saved = 0
 
     def predict(self, sample: Sample) -> Prediction:
         from ..io.images import LoadedImage
@@ -163,15 +173,22 @@ class ModelPredictor:
         image = LoadedImage(rgb=sample["image"], focal_px=exif)
         prediction = self.model.infer(image, focal="auto", use_exif=self.use_exif)
         if self.save_to is not None:
-            from ..batch import _check_finite, _sample_stem
-            from ..io.writers import save_prediction
-
-            _check_finite(prediction, sample["name"])
-            save_prediction(
-                prediction,
-                sample["image"],
-                _sample_stem(self.save_to, sample["name"]),
-                formats=("npz", "json"),
-                extra={"sample": sample["name"], **self.info},
-            )
+            self._save(sample, prediction)
         return prediction
+
+    def _save(self, sample: Sample, prediction: Prediction) -> None:
+        """Store as ``save_to/NAME.npz`` + ``.json``; files metricdepth did not write are never replaced."""
+        from ..batch import check_finite, output_paths, sample_stem
+        from ..io.atomic import remove_stale_temporaries
+        from ..io.writers import save_prediction
+
+        name = sample["name"]
+        stem = sample_stem(self.save_to, name)  # type: ignore[arg-type]
+        targets = output_paths(stem, self.SAVED_FORMATS)
+        self._saved += 1
+        self._guard.check(targets, f"sample {name!r} (#{self._saved} saved)")
+        check_finite(prediction, name)
+        remove_stale_temporaries(targets)
+        save_prediction(
+            prediction, sample["image"], stem, formats=self.SAVED_FORMATS, extra={"sample": name, **self.info}
+        )

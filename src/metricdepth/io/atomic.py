@@ -4,18 +4,20 @@
 place. :class:`FileGroup` stages several files (one image's outputs) and commits them together: the
 renames run with SIGINT/SIGTERM/SIGHUP deferred, so a signal can never leave some of the files without the
 others; if anything fails, the files already committed are removed again. A hard kill (SIGKILL) can
-only leave hidden ``.NAME.PID.HEX.tmp`` files, which :func:`remove_stale_temporaries` clears.
+only leave hidden ``.NAME.PID.HEX.tmp`` files, which :func:`remove_stale_temporaries` clears the next
+time the same files are written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import secrets
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 __all__ = ["FileGroup", "atomic_path", "remove_stale_temporaries", "temporary_name"]
@@ -104,17 +106,20 @@ class FileGroup:
         self._staged.clear()
 
     def commit(self) -> list[Path]:
-        """Rename every staged file into place, all or none; returns the targets."""
-        done: list[Path] = []
+        """Rename every staged file into place, all or none; returns the targets.
+
+        If a rename fails (a full disk, a vanished folder), every target of the group is removed,
+        the older files it would have replaced included: no image is left with a mixed set.
+        """
         with _signals_deferred():
             try:
                 for tmp, target in self._staged:
                     os.replace(tmp, target)
-                    done.append(target)
             except BaseException:
-                for target in done:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(target)
+                for _, target in self._staged:
+                    with contextlib.suppress(OSError):
+                        if not target.is_dir():
+                            os.unlink(target)
                 self.discard()
                 raise
         targets = self.targets
@@ -131,22 +136,23 @@ class FileGroup:
             self.discard()
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporaries that killed metricdepth processes left under ``folder`` (recursively).
+def remove_stale_temporaries(targets: Iterable[str | os.PathLike]) -> list[Path]:
+    """Delete the temporaries of ``targets`` that killed processes left beside them.
 
-    Only hidden ``.NAME.PID.HEX.tmp`` files of processes that no longer run are removed.
+    Only hidden ``.NAME.PID.HEX.tmp`` files (``NAME`` a target's name, possibly a temporary's own
+    temporary) of processes that no longer run are removed; only the targets' folders are read.
     """
     removed = []
-    root = Path(folder)
-    if not root.is_dir():
-        return removed
-    for path in root.rglob(".*.tmp"):
-        match = _TMP_PATTERN.match(path.name)
-        if match is None or not path.is_file() or _process_alive(int(match[1])):
+    for target in map(Path, targets):
+        if not target.parent.is_dir():
             continue
-        with contextlib.suppress(OSError):
-            path.unlink()
-            removed.append(path)
+        for path in target.parent.glob(f".*{glob.escape(target.name)}.*.tmp"):
+            match = _TMP_PATTERN.match(path.name)
+            if match is None or not path.is_file() or _process_alive(int(match[1])):
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
     return removed
 
 

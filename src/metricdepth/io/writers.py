@@ -42,6 +42,7 @@ __all__ = [
     "camera_summary",
     "colorize_inverse_depth",
     "is_metricdepth_output",
+    "is_prediction_output",
     "json_ready",
     "output_path",
     "point_cloud",
@@ -70,6 +71,9 @@ SKY_DEPTH = 0.999e4
 """Depths at or beyond this sit at the network's 10 km ceiling and are treated as sky (no 3D point)."""
 WRITER_MARK = "metricdepth"
 """The mark every output file carries (see :func:`is_metricdepth_output`)."""
+LEGACY_PNG_DESCRIPTION = "depth along the optical axis = value * depth_scale metres"
+PREDICTION_FIELD = "kind"
+"""Metadata every file of a prediction carries (``metric`` / ``relative``), and standalone writes lack."""
 BLOCK_PIXELS = 1 << 20
 """Pixels per block of rows in full-resolution work (bounds temporary memory)."""
 
@@ -142,11 +146,27 @@ def write_npz(path: str | os.PathLike, prediction: Any) -> Path:
     return Path(path)
 
 
-def write_depth_png(path: str | os.PathLike, depth: np.ndarray, max_depth: float | None = None) -> Path:
+def _png_info(metadata: dict[str, Any] | None = None) -> PngImagePlugin.PngInfo:
+    """PNG text chunks: metricdepth's mark and ``metadata`` (None values left out)."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", WRITER_MARK)
+    for key, value in (metadata or {}).items():
+        if value is not None:
+            info.add_text(key, str(value))
+    return info
+
+
+def write_depth_png(
+    path: str | os.PathLike,
+    depth: np.ndarray,
+    max_depth: float | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
     """16-bit PNG of depth in millimetres (rounded); 0 marks invalid or out-of-range pixels.
 
     Depths beyond 65.535 m, beyond ``max_depth``, or non-finite are written as 0. The PNG text
-    chunks record ``depth_scale`` (metres per unit), ``depth_unit`` and ``invalid_value``.
+    chunks record ``depth_scale`` (metres per unit), ``depth_unit`` and ``invalid_value``, plus
+    ``metadata`` (e.g. the focal length, its source and the predicted FOV).
     """
     depth = np.asarray(depth)
     encoded = np.zeros(depth.shape, np.uint16)
@@ -158,12 +178,15 @@ def write_depth_png(path: str | os.PathLike, depth: np.ndarray, max_depth: float
             if max_depth is not None:
                 valid &= block <= max_depth
         encoded[rows][valid] = units[valid]
-    info = PngImagePlugin.PngInfo()
-    info.add_text("depth_scale", repr(DEPTH_PNG_SCALE))
-    info.add_text("depth_unit", "m")
-    info.add_text("invalid_value", "0")
-    info.add_text("description", "depth along the optical axis = value * depth_scale metres")
-    info.add_text("Software", WRITER_MARK)
+    info = _png_info(
+        {
+            "depth_scale": repr(DEPTH_PNG_SCALE),
+            "depth_unit": "m",
+            "invalid_value": "0",
+            "description": LEGACY_PNG_DESCRIPTION,
+            **(metadata or {}),
+        }
+    )
     with atomic_path(path) as tmp:
         Image.fromarray(encoded).save(tmp, format="PNG", pnginfo=info)
     return Path(path)
@@ -212,11 +235,14 @@ def colorize_inverse_depth(
     return out
 
 
-def write_color_png(path: str | os.PathLike, inverse_depth: np.ndarray) -> Path:
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", WRITER_MARK)
+def write_color_png(
+    path: str | os.PathLike, inverse_depth: np.ndarray, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Inverse depth through the turbo colour map (near = warm), with metricdepth's mark and ``metadata``."""
     with atomic_path(path) as tmp:
-        Image.fromarray(colorize_inverse_depth(inverse_depth)).save(tmp, format="PNG", pnginfo=info)
+        Image.fromarray(colorize_inverse_depth(inverse_depth)).save(
+            tmp, format="PNG", pnginfo=_png_info(metadata)
+        )
     return Path(path)
 
 
@@ -225,12 +251,18 @@ PLY_VERTEX = np.dtype(
 )
 
 
-def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | None = None) -> Path:
+def write_ply(
+    path: str | os.PathLike,
+    points: np.ndarray,
+    colors: np.ndarray | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
     """Binary little-endian PLY with float32 x, y, z and uint8 red, green, blue per vertex.
 
     Args:
         points: (N, 3) metres, or an (N,) array of :data:`PLY_VERTEX` records (then ``colors`` is None).
         colors: (N, 3) uint8 RGB.
+        metadata: written as ``comment key=value`` header lines after metricdepth's mark.
     """
     from plyfile import PlyData, PlyElement
 
@@ -242,9 +274,8 @@ def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | 
             vertices[axis] = points[:, i]
         for i, channel in enumerate(("red", "green", "blue")):
             vertices[channel] = colors[:, i]  # type: ignore[index]
-    ply = PlyData(
-        [PlyElement.describe(vertices, "vertex")], text=False, byte_order="<", comments=[WRITER_MARK]
-    )
+    comments = [WRITER_MARK] + [f"{k}={v}" for k, v in (metadata or {}).items() if v is not None]
+    ply = PlyData([PlyElement.describe(vertices, "vertex")], text=False, byte_order="<", comments=comments)
     with atomic_path(path) as tmp:
         ply.write(str(tmp))
     return Path(path)
@@ -266,7 +297,7 @@ def point_cloud(
     from ..geometry import depth_discontinuities
 
     depth = _numpy(prediction.depth)
-    K = prediction.intrinsics.double().cpu().numpy()
+    K = prediction.intrinsics.cpu().double().numpy()
     fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
     height, width = depth.shape
     keep = np.empty((height, width), bool)
@@ -310,7 +341,7 @@ def camera_summary(prediction: Any) -> dict[str, Any]:
     if prediction.batched:
         raise ValueError("camera_summary takes a single-image prediction; index the batch first")
     height, width = prediction.image_size
-    K = None if prediction.intrinsics is None else prediction.intrinsics.double().cpu().numpy()
+    K = None if prediction.intrinsics is None else prediction.intrinsics.cpu().double().numpy()
 
     def scalar(value: Any) -> float | None:
         return None if value is None else float(value)
@@ -364,16 +395,21 @@ def save_prediction(
     if not prediction.is_metric and {"depth16", "ply"} & set(formats):
         raise ValueError("a relative prediction has no metric depth: depth16 and ply need one")
     stem = Path(out_stem)
+    camera = camera_summary(prediction)
+    provenance = {key: camera[key] for key in ("kind", "focal_px", "focal_source", "predicted_fov_deg")}
     with FileGroup() as group:
         if "npz" in formats:
             write_npz(group.stage(output_path(stem, "npz")), prediction)
         if "depth16" in formats:
-            write_depth_png(group.stage(output_path(stem, "depth16")), _numpy(prediction.depth), max_depth)
+            path = group.stage(output_path(stem, "depth16"))
+            write_depth_png(path, _numpy(prediction.depth), max_depth, provenance)
         if "color" in formats:
-            write_color_png(group.stage(output_path(stem, "color")), _numpy(prediction.inverse_depth))
+            write_color_png(
+                group.stage(output_path(stem, "color")), _numpy(prediction.inverse_depth), provenance
+            )
         if "ply" in formats:
             vertices = point_cloud(prediction, rgb, max_depth=max_depth)
-            write_ply(group.stage(output_path(stem, "ply")), vertices)
+            write_ply(group.stage(output_path(stem, "ply")), vertices, metadata=provenance)
             del vertices
         if "json" in formats:
             json_path = output_path(stem, "json")
@@ -394,29 +430,83 @@ def _numpy(tensor: Any) -> np.ndarray:
 def is_metricdepth_output(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a file metricdepth wrote (it carries :data:`WRITER_MARK`).
 
-    Reads headers only: PNG text chunks, the npz member list, the PLY header, the JSON's
-    ``writer`` key. Unreadable or foreign files are not metricdepth's.
+    Reads headers only: PNG text chunks before the image data, the npz ``writer`` entry, the PLY
+    header, the JSON's ``writer`` key. Outputs of versions before the mark are recognised through
+    the JSON written with them, which lists its files. Unreadable or foreign files are not ours.
     """
     path = Path(path)
     if not path.is_file():
         return False
+    return _carries_mark(path) or _listed_by_legacy_json(path)
+
+
+def is_prediction_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is one of a prediction's output files (:func:`save_prediction` or an older
+    ``metricdepth predict``), as opposed to a file the standalone writers wrote (e.g. ground truth a
+    user encoded with :func:`write_depth_png`). Readers of ground truth skip such files."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    return _listed_by_legacy_json(path) or _carries_mark(path, field=PREDICTION_FIELD)
+
+
+def _carries_mark(path: Path, field: str | None = None) -> bool:
+    """The mark, and ``field`` among the file's metadata if given."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".png":
-            with Image.open(path) as image:
-                return getattr(image, "text", {}).get("Software") == WRITER_MARK
+            with Image.open(path) as image:  # text chunks before the pixels are in .info, no decoding
+                info = image.info if image.format == "PNG" else {}
+                return info.get("Software") == WRITER_MARK and (field is None or field in info)
         if suffix == ".npz":
             with zipfile.ZipFile(path) as archive:
-                return "writer.npy" in archive.namelist()
+                if "writer.npy" not in archive.namelist():
+                    return False
+            with np.load(path, allow_pickle=False) as data:
+                return str(data["writer"]) == WRITER_MARK and (field is None or field in data.files)
         if suffix == ".ply":
             with open(path, "rb") as f:
                 header = f.read(512)
-            return header.startswith(b"ply") and f"comment {WRITER_MARK}".encode() in header
+            marked = header.startswith(b"ply") and f"comment {WRITER_MARK}\n".encode() in header
+            return marked and (field is None or f"comment {field}=".encode() in header)
         if suffix == ".json":
-            if path.stat().st_size > 1 << 20:
-                return False
-            data = json.loads(path.read_text())
-            return isinstance(data, dict) and data.get("writer") == WRITER_MARK
+            data = _small_json(path)
+            return (
+                isinstance(data, dict)
+                and data.get("writer") == WRITER_MARK
+                and (field is None or field in data)
+            )
     except Exception:  # unreadable, truncated, not what its suffix says: not ours
         return False
     return False
+
+
+def _small_json(path: Path) -> Any:
+    if path.stat().st_size > 1 << 20:
+        return None
+    return json.loads(path.read_text())
+
+
+_LEGACY_CONVENTION = "OpenCV: pixel centres at integer coordinates"
+
+
+def _listed_by_legacy_json(path: Path) -> bool:
+    """An output of metricdepth 0.1 before marks: its ``NAME.json`` (a camera summary with the pixel
+    convention) lists the file among the ``files`` it wrote."""
+    for suffix in sorted(OUTPUT_SUFFIXES.values(), key=len, reverse=True):
+        if path.name.endswith(suffix):
+            summary = path.with_name(path.name[: -len(suffix)] + ".json")
+            break
+    else:
+        return False
+    try:
+        data = _small_json(summary) if summary.is_file() else None
+    except Exception:  # unreadable JSON: nothing recognised
+        return False
+    return (
+        isinstance(data, dict)
+        and str(data.get("pixel_convention", "")).startswith(_LEGACY_CONVENTION)
+        and isinstance(data.get("files"), list)
+        and summary.name in data["files"]
+        and path.name in data["files"]
+    )

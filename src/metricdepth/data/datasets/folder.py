@@ -3,7 +3,10 @@
 For every image ``NAME.{jpg,png,...}`` (searched recursively, skipping depth files), depth comes from
 the first that exists of ``NAME_depth.npy`` / ``NAME.npy`` (float metres), ``NAME_depth.npz``
 (key ``depth``, as written by ``metricdepth predict``) or ``NAME_depth.png`` (16-bit; scale from its
-``depth_scale`` text chunk, else millimetres). ``NAME.json`` may give ``K`` (3×3) or ``fx``/``fy``/
+``depth_scale`` text chunk, else millimetres). A prediction's files (``metricdepth predict``
+outputs) are never ground truth, nor is the ``NAME.json`` written with them. Sample names are the
+image paths relative to the root without extension (``a_jpg`` / ``a_png`` when two images share a
+stem). ``NAME.json`` may give ``K`` (3×3) or ``fx``/``fy``/
 ``cx``/``cy`` or ``focal_px``, in the OpenCV convention (first pixel centre at (0, 0), as metricdepth's
 own intrinsics JSON writes it): taken as given, no conversion. ``focal_px`` (ground truth) comes only
 from the JSON (its ``focal_px``, else K's fx); an EXIF 35 mm focal in the image becomes
@@ -18,12 +21,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from ...io.images import IMAGE_EXTENSIONS
-from ...io.writers import read_depth_png
+from ...io.writers import is_prediction_output, read_depth_png
 from ..sample import Sample
 from ._common import read_image, read_npy_map, read_npz, relative_name, require_same_size, with_exif_focal
 
@@ -31,9 +35,10 @@ __all__ = ["FolderDataset"]
 
 
 def _depth_file(image: Path) -> Path | None:
+    """The image's ground-truth depth file; files metricdepth wrote (predictions) are never one."""
     for suffix in ("_depth.npy", ".npy", "_depth.npz", "_depth.png"):
         candidate = image.with_name(image.stem + suffix)
-        if candidate.is_file() and candidate != image:
+        if candidate.is_file() and candidate != image and not is_prediction_output(candidate):
             return candidate
     return None
 
@@ -74,6 +79,13 @@ class FolderDataset:
         self.items = [(p, d) for p in images if (d := _depth_file(p)) is not None]
         if not self.items:
             raise FileNotFoundError(f"{self.root}: no image with a depth file beside it")
+        names = [relative_name(p, self.root) for p, _ in self.items]
+        counts = Counter(names)
+        # Names are unique: images that share a stem (a.jpg, a.png) keep their extension (a_jpg, a_png).
+        self.names = [
+            f"{name}_{p.suffix.lstrip('.').lower()}" if counts[name] > 1 else name
+            for name, (p, _) in zip(names, self.items, strict=True)
+        ]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -84,7 +96,7 @@ class FolderDataset:
         depth, pixel_fields = _read_depth(depth_path)
         require_same_size(depth_path, depth, image, "depth")
         sample = Sample(
-            name=relative_name(image_path, self.root),
+            name=self.names[index],
             image=image,
             depth=depth,
             valid=np.isfinite(depth) & (depth > 0),
@@ -95,7 +107,9 @@ class FolderDataset:
             sample[key] = value.astype(bool) if key == "valid" else value  # type: ignore[literal-required]
         meta_path = image_path.with_suffix(".json")
         try:
-            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+            # A NAME.json metricdepth wrote is a prediction's camera, not ground truth.
+            ours = is_prediction_output(meta_path)
+            meta = json.loads(meta_path.read_text()) if meta_path.is_file() and not ours else {}
             if "K" in meta:
                 sample["K"] = np.asarray(meta["K"], dtype=np.float64).reshape(3, 3)
             elif {"fx", "cx", "cy"} <= meta.keys():

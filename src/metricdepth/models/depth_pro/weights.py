@@ -120,24 +120,41 @@ def _download(
     )
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub's host (``HF_ENDPOINT``, default huggingface.co) answers a TCP connection.
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
-    False at once when ``HF_HUB_OFFLINE`` is set, or when the name does not resolve.
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's host (``HF_ENDPOINT``, default huggingface.co) answers a TCP connection
+    within ``timeout`` seconds, name lookup included.
+
+    False at once when ``HF_HUB_OFFLINE`` is set. Behind a proxy (``HTTPS_PROXY`` and friends) the
+    host may be unreachable directly yet reachable for huggingface_hub: then this says True and
+    leaves the decision to huggingface_hub.
     """
     import socket
+    import threading
     from urllib.parse import urlparse
 
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return False
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return True
     endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     host = endpoint.hostname or "huggingface.co"
     port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    answered: list[bool] = []
+
+    def probe() -> None:  # in a thread: a slow DNS lookup is not bounded by the socket timeout
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                answered.append(True)
+        except OSError:
+            answered.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answered and answered[0])
 
 
 # --------------------------------------------------------------------------- reading the file
