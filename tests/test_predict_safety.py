@@ -370,9 +370,7 @@ def test_offline_hub_goes_straight_to_the_cache_and_advises(monkeypatch, tmp_pat
     import huggingface_hub
 
     from metricdepth import CheckpointError
-    from metricdepth.models.depth_pro.weights import hub_reachable, resolve_checkpoint
-
-    from metricdepth.models.depth_pro.weights import PROXY_VARIABLES
+    from metricdepth.models.depth_pro.weights import PROXY_VARIABLES, hub_reachable, resolve_checkpoint
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
     for name in ("HF_HUB_OFFLINE", *PROXY_VARIABLES):
