@@ -59,6 +59,19 @@ def smooth_checkpoint(tiny_state_dict, tmp_path_factory) -> Path:
     return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "smooth.safetensors")
 
 
+@pytest.fixture(scope="session")
+def camera_checkpoint(tiny_state_dict, tmp_path_factory) -> Path:
+    """The tiny preset with a plausible camera: FOV ≈ 60° (varying a little per image) and depth of a
+    few metres varying over the image (the damped, biased depth head of ``smooth_checkpoint``)."""
+    state = dict(tiny_state_dict)
+    state["head.4.weight"] = state["head.4.weight"] * 0.1
+    state["head.4.bias"] = torch.full_like(state["head.4.bias"], 0.3)
+    state["fov.head.4.weight"] = state["fov.head.4.weight"] * 0.1
+    state["fov.head.4.bias"] = torch.full_like(state["fov.head.4.bias"], 60.0)
+    model = DepthPro.from_state_dict(state, device="cpu")
+    return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "camera.safetensors")
+
+
 @pytest.fixture
 def rgb() -> np.ndarray:
     """A small asymmetric test image, (60, 80, 3) uint8."""

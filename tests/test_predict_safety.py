@@ -550,3 +550,31 @@ def test_behind_a_proxy_the_hub_is_left_to_huggingface_hub(monkeypatch):
     assert hub_reachable()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert not hub_reachable()
+
+
+def test_save_predictions_with_a_global_fit_keeps_the_splits_apart(tmp_path, camera_checkpoint):
+    """Fit and evaluation splits may share sample names: the fit split is saved in DIR/global-fit."""
+    rng = np.random.default_rng(2)
+    train = _folder(tmp_path / "train", {"im0": rng.uniform(1, 9, (6, 8)), "im1": rng.uniform(1, 9, (6, 8))})
+    test = _folder(tmp_path / "test", {"im0": rng.uniform(1, 9, (6, 8))})
+    saved = tmp_path / "saved"
+    common = ["-d", f"folder={test}", "-a", "global-disparity", "--global-fit", f"folder={train}"]
+    direct = invoke(
+        "evaluate", *common, "-c", camera_checkpoint, "--save-predictions", saved, "-o", tmp_path / "e1"
+    )
+    assert direct.exit_code == 0, direct.output
+    assert (saved / "im0.npz").is_file() and (saved / "global-fit" / "im1.npz").is_file()
+    again = invoke(
+        "evaluate",
+        *common,
+        "--predictions",
+        saved,
+        "--fit-predictions",
+        saved / "global-fit",
+        "-o",
+        tmp_path / "e2",
+    )
+    assert again.exit_code == 0, again.output
+    rows = [json.loads((tmp_path / e / "results.json").read_text())["rows"] for e in ("e1", "e2")]
+    assert rows[0][0]["global_scale"] == pytest.approx(rows[1][0]["global_scale"], rel=1e-6)
+    assert rows[0][0]["abs_rel"] == pytest.approx(rows[1][0]["abs_rel"], rel=1e-6)

@@ -20,11 +20,9 @@ import shutil
 import numpy as np
 import pytest
 import scipy.io
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from metricdepth import DepthPro
 from metricdepth.cli import app
 from metricdepth.evaluation import open_benchmark
 from metricdepth.evaluation.predictors import read_prediction
@@ -68,19 +66,6 @@ SQUARE = np.zeros((24, 32), np.uint8)
 SQUARE[6:18, 8:20] = 255
 SOFT = SQUARE.copy()
 SOFT[5, 8:20] = 128  # a matte's soft edge
-
-
-@pytest.fixture(scope="module")
-def camera_checkpoint(tiny_state_dict, tmp_path_factory):
-    """The tiny preset with a plausible camera: FOV ≈ 60° (varying a little per image) and depth of a
-    few metres varying over the image (the damped, biased depth head of ``smooth_checkpoint``)."""
-    state = dict(tiny_state_dict)
-    state["head.4.weight"] = state["head.4.weight"] * 0.1
-    state["head.4.bias"] = torch.full_like(state["head.4.bias"], 0.3)
-    state["fov.head.4.weight"] = state["fov.head.4.weight"] * 0.1
-    state["fov.head.4.bias"] = torch.full_like(state["fov.head.4.bias"], 60.0)
-    model = DepthPro.from_state_dict(state, device="cpu")
-    return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "camera.safetensors")
 
 
 def _add_exif_focal(path, focal_35mm):
