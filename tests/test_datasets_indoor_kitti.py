@@ -260,17 +260,22 @@ def test_kitti_calibration_parse(tmp_path):
     )
 
 
+EIGEN_SPLIT = (
+    "2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.png "
+    "2011_09_26_drive_0002_sync/proj_depth/groundtruth/image_02/0000000069.png 721.5377\n"
+    "2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000075.png None 721.5377\n"
+    # the older BTS list has no date folder in front of the image path
+    "2011_09_26_drive_0009_sync/image_02/data/0000000016.png "
+    "2011_09_26_drive_0009_sync/proj_depth/groundtruth/image_02/0000000016.png 721.5377\n"
+)
+"""Three Eigen-split lines for :func:`write_kitti`'s tree: two frames with ground truth, one without."""
+
+
 def test_kitti_eigen_split_file(tmp_path):
     raw, gt, truth = write_kitti(tmp_path)
     split = tmp_path / "eigen_test_files_with_gt.txt"
     split.write_text(
-        "2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.png "
-        "2011_09_26_drive_0002_sync/proj_depth/groundtruth/image_02/0000000069.png 721.5377\n"
-        "2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000075.png None 721.5377\n"
-        # the older BTS list has no date folder in front of the image path
-        "2011_09_26_drive_0009_sync/image_02/data/0000000016.png "
-        "2011_09_26_drive_0009_sync/proj_depth/groundtruth/image_02/0000000016.png 721.5377\n"
-        "2011_09_26/2011_09_26_drive_0002_sync/image_03/data/0000000069.png "
+        EIGEN_SPLIT + "2011_09_26/2011_09_26_drive_0002_sync/image_03/data/0000000069.png "
         "2011_09_26_drive_0002_sync/proj_depth/groundtruth/image_03/0000000069.png 721.5377\n"
         # listed twice: read once
         "2011_09_26_drive_0009_sync/image_02/data/0000000016.png "

@@ -412,14 +412,19 @@ def exif_with_focal(focal_35mm=None, orientation=None) -> bytes:
     return exif.tobytes()
 
 
-def test_exif_focal_folder(tmp_path, data_dir):
-    root = tmp_path / "photos"
+def write_focal_photos(root):
+    """Two photos with a 35 mm focal (one in a sub-folder, stored sideways) and one without EXIF."""
     (root / "trip").mkdir(parents=True)
-    Image.new("RGB", (40, 30), (9, 9, 9)).save(root / "a.jpg", exif=exif_with_focal(26))
-    Image.new("RGB", (30, 20), (9, 9, 9)).save(
+    Image.new("RGB", (40, 30), (9, 90, 9)).save(root / "a.jpg", exif=exif_with_focal(26))
+    Image.new("RGB", (30, 20), (9, 9, 90)).save(
         root / "trip" / "b.JPG", exif=exif_with_focal(50, orientation=6)
     )
     Image.new("RGB", (40, 30)).save(root / "no_exif.jpg")
+    return root
+
+
+def test_exif_focal_folder(tmp_path, data_dir):
+    root = write_focal_photos(tmp_path / "photos")
     Image.new("RGB", (40, 30)).save(root / "no_focal.jpg", exif=exif_with_focal(orientation=1))
     (root / "broken.jpg").write_bytes(b"not a jpeg")
     (root / "notes.txt").write_text("ignored")

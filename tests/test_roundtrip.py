@@ -42,6 +42,7 @@ from test_datasets_dense import (
     write_ibims,
 )
 from test_datasets_indoor_kitti import (
+    EIGEN_SPLIT,
     VOID_K,
     pattern_rgb,
     save_png16,
@@ -51,7 +52,13 @@ from test_datasets_indoor_kitti import (
     write_void_sequence,
 )
 from test_datasets_indoor_kitti import save_rgb as save_rgb_array
-from test_datasets_sparse_masks import DIS_NAMES, exif_with_focal, write_nuscenes, write_pair
+from test_datasets_sparse_masks import (
+    DIS_NAMES,
+    exif_with_focal,
+    write_focal_photos,
+    write_nuscenes,
+    write_pair,
+)
 
 runner = CliRunner()
 
@@ -192,13 +199,7 @@ def nyu_bts(tmp_path, data_dir):
 def kitti(tmp_path, data_dir):
     raw, gt, _ = write_kitti(tmp_path)  # also image_03 ground truth and a frame without any
     split = tmp_path / "eigen_test_files_with_gt.txt"
-    split.write_text(
-        "2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.png "
-        "2011_09_26_drive_0002_sync/proj_depth/groundtruth/image_02/0000000069.png 721.5377\n"
-        "2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000075.png None 721.5377\n"
-        "2011_09_26_drive_0009_sync/image_02/data/0000000016.png "
-        "2011_09_26_drive_0009_sync/proj_depth/groundtruth/image_02/0000000016.png 721.5377\n"
-    )
+    split.write_text(EIGEN_SPLIT)
     return f"kitti={raw},depth_root={gt},split_file={split}"
 
 
@@ -248,14 +249,7 @@ def masks(tmp_path, data_dir):
 
 
 def focal(tmp_path, data_dir):
-    root = tmp_path / "photos"
-    (root / "trip").mkdir(parents=True)
-    Image.new("RGB", (40, 30), (9, 90, 9)).save(root / "a.jpg", exif=exif_with_focal(26))
-    Image.new("RGB", (30, 20), (9, 9, 90)).save(
-        root / "trip" / "b.JPG", exif=exif_with_focal(50, orientation=6)
-    )
-    Image.new("RGB", (40, 30)).save(root / "no_exif.jpg")  # skipped by the reader
-    return f"focal={root}"
+    return f"focal={write_focal_photos(tmp_path / 'photos')}"  # no_exif.jpg: skipped by the reader
 
 
 def folder(tmp_path, data_dir):
