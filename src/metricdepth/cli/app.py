@@ -380,7 +380,7 @@ def evaluate(
             "focal_policy": "exif" if use_exif else "predicted",
         }
         predictor = ModelPredictor(model, use_exif=use_exif, save_to=save_predictions, info=info)
-        if fit_sets and fit_predictor is None:  # the fit split's predictions go beside, for --fit-predictions DIR/global-fit
+        if fit_sets and fit_predictor is None:  # the fit split's go beside: --fit-predictions DIR/global-fit
             fit_dir = save_predictions / "global-fit" if save_predictions is not None else None
             fit_predictor = ModelPredictor(model, use_exif=use_exif, save_to=fit_dir, info=info)
 
