@@ -578,3 +578,25 @@ def test_save_predictions_with_a_global_fit_keeps_the_splits_apart(tmp_path, cam
     rows = [json.loads((tmp_path / e / "results.json").read_text())["rows"] for e in ("e1", "e2")]
     assert rows[0][0]["global_scale"] == pytest.approx(rows[1][0]["global_scale"], rel=1e-6)
     assert rows[0][0]["abs_rel"] == pytest.approx(rows[1][0]["abs_rel"], rel=1e-6)
+
+
+def test_synth_never_replaces_a_users_file(tmp_path):
+    out = tmp_path / "synth"
+    assert invoke("synth", out, "--count", "2", "--size", "64").exit_code == 0
+    names = sorted(p.name for p in out.iterdir())
+    again = invoke("synth", out, "--count", "2", "--size", "64")  # its own files: replaced quietly
+    assert again.exit_code == 0 and sorted(p.name for p in out.iterdir()) == names
+    mine = out / names[1]  # a user's file under a sample's name
+    mine.write_text("mine")
+    result = invoke("synth", out, "--count", "2", "--size", "64")
+    assert (
+        result.exit_code == 1 and names[1] in result.output and "not written by metricdepth" in result.output
+    )
+    assert mine.read_text() == "mine"
+    picture = tmp_path / "holiday.png"
+    Image.new("RGB", (4, 4)).save(picture)
+    before = picture.read_bytes()
+    preview = invoke("synth", "--preview", picture, "--count", "1", "--size", "64")
+    assert preview.exit_code == 2 and "holiday.png" in preview.output and picture.read_bytes() == before
+    assert invoke("synth", "--preview", tmp_path / "sheet.png", "--count", "1", "--size", "64").exit_code == 0
+    assert invoke("synth", "--preview", tmp_path / "sheet.png", "--count", "1", "--size", "64").exit_code == 0

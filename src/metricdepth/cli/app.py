@@ -452,6 +452,16 @@ def synth(
 
     from ..data.synthetic import FAMILIES, SyntheticScenes, contact_sheet, write_samples
     from ..io.atomic import atomic_path
+    from ..io.guard import OutputExistsError, OutputGuard
+    from ..io.writers import png_metadata
+
+    if preview is not None:
+        try:
+            OutputGuard().check([preview], "--preview")
+        except OutputExistsError as err:
+            _fail(
+                str(err).replace("--output", "--preview").replace(", or pass --overwrite to replace it", "")
+            )
 
     try:
         scenes = SyntheticScenes(size, family or FAMILIES, seed, length=count, device=device, shadows=shadows)
@@ -465,10 +475,14 @@ def synth(
                 samples.append(scenes[index])
                 progress.advance(task)
             with atomic_path(preview) as tmp:
-                Image.fromarray(contact_sheet(samples)).save(tmp, format="PNG")
+                Image.fromarray(contact_sheet(samples)).save(tmp, format="PNG", pnginfo=png_metadata())
             say("wrote ", str(preview))
         else:
-            write_samples(scenes, out_dir, count, on_sample=lambda _: progress.advance(task))
+            try:
+                write_samples(scenes, out_dir, count, on_sample=lambda _: progress.advance(task))
+            except OutputExistsError as err:
+                say(("error:", "red"), " ", str(err).replace(", or pass --overwrite to replace it", ""))
+                raise typer.Exit(1) from None
             say(f"wrote {count} samples to ", str(out_dir))
 
 

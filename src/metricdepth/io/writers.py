@@ -45,6 +45,7 @@ __all__ = [
     "is_prediction_output",
     "json_ready",
     "output_path",
+    "png_metadata",
     "point_cloud",
     "read_depth_png",
     "save_prediction",
@@ -146,7 +147,7 @@ def write_npz(path: str | os.PathLike, prediction: Any) -> Path:
     return Path(path)
 
 
-def _png_info(metadata: dict[str, Any] | None = None) -> PngImagePlugin.PngInfo:
+def png_metadata(metadata: dict[str, Any] | None = None) -> PngImagePlugin.PngInfo:
     """PNG text chunks: metricdepth's mark and ``metadata`` (None values left out)."""
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", WRITER_MARK)
@@ -178,7 +179,7 @@ def write_depth_png(
             if max_depth is not None:
                 valid &= block <= max_depth
         encoded[rows][valid] = units[valid]
-    info = _png_info(
+    info = png_metadata(
         {
             "depth_scale": repr(DEPTH_PNG_SCALE),
             "depth_unit": "m",
@@ -241,7 +242,7 @@ def write_color_png(
     """Inverse depth through the turbo colour map (near = warm), with metricdepth's mark and ``metadata``."""
     with atomic_path(path) as tmp:
         Image.fromarray(colorize_inverse_depth(inverse_depth)).save(
-            tmp, format="PNG", pnginfo=_png_info(metadata)
+            tmp, format="PNG", pnginfo=png_metadata(metadata)
         )
     return Path(path)
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...io.atomic import atomic_path
+from ...io.atomic import FileGroup
 from ...io.writers import colorize_inverse_depth, write_json
 from ..sample import Sample
 from .captions import captions_for
@@ -194,34 +194,49 @@ def write_samples(
 ) -> list[Path]:
     """Materialise samples 0 … count−1 in the folder format :class:`~metricdepth.data.datasets.FolderDataset`
     reads: ``NAME.png``, ``NAME_depth.npz`` (depth, valid, instance, semantic) and ``NAME.json``
-    (K, fov_deg, family, instance_class, captions). Each file is written atomically."""
+    (K, fov_deg, family, instance_class, captions).
+
+    A sample's three files appear together or not at all, and carry metricdepth's mark; a file
+    metricdepth did not write is never replaced (:class:`~metricdepth.io.guard.OutputExistsError`
+    names it, before that sample is written).
+    """
     from PIL import Image
 
+    from ...io.guard import OutputGuard
+    from ...io.writers import WRITER_MARK, png_metadata
+
     out = Path(out_dir)
+    guard = OutputGuard()
     paths = []
     for index in range(count):
         sample = dataset[index]
         name = sample["name"]
-        with atomic_path(out / f"{name}.png") as tmp:
-            Image.fromarray(sample["image"]).save(tmp, format="PNG")
-        with atomic_path(out / f"{name}_depth.npz") as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(
-                f,
-                depth=sample["depth"],
-                valid=sample["valid"],
-                instance=sample["instance"],
-                semantic=sample["semantic"],
+        targets = [out / f"{name}.png", out / f"{name}_depth.npz", out / f"{name}.json"]
+        guard.check(targets, name)
+        with FileGroup() as group:
+            Image.fromarray(sample["image"]).save(
+                group.stage(targets[0]), format="PNG", pnginfo=png_metadata()
             )
-        meta = {
-            "K": sample["K"].tolist(),
-            "fov_deg": sample["fov_deg"],
-            "family": sample["family"],
-            "instance_class": sample["instance_class"],
-            "semantic_classes": list(SEMANTIC_CLASSES),
-            "captions": sample["captions"],
-        }
-        write_json(out / f"{name}.json", meta)
-        paths.append(out / f"{name}.png")
+            with open(group.stage(targets[1]), "wb") as f:
+                np.savez_compressed(
+                    f,
+                    depth=sample["depth"],
+                    valid=sample["valid"],
+                    instance=sample["instance"],
+                    semantic=sample["semantic"],
+                    writer=np.str_(WRITER_MARK),
+                )
+            meta = {
+                "writer": WRITER_MARK,
+                "K": sample["K"].tolist(),
+                "fov_deg": sample["fov_deg"],
+                "family": sample["family"],
+                "instance_class": sample["instance_class"],
+                "semantic_classes": list(SEMANTIC_CLASSES),
+                "captions": sample["captions"],
+            }
+            write_json(group.stage(targets[2]), meta)
+        paths.append(targets[0])
         if on_sample is not None:
             on_sample(name)
     return paths
