@@ -153,6 +153,7 @@ def test_skip_existing_resumes_without_model_work(tmp_path, photo_dir, tiny_chec
     count_infer.clear()
     resumed = invoke("predict", photo_dir, "-o", out, "-c", tiny_checkpoint, "--skip-existing")
     assert resumed.exit_code == 0 and "2 skipped" in resumed.output and count_infer == []
+    assert "loading" not in resumed.output  # all done: the weights are not even loaded
     (out / "moto.ply").unlink()  # an incomplete set is predicted again
     resumed = invoke("predict", photo_dir, "-o", out, "-c", tiny_checkpoint, "--skip-existing")
     assert resumed.exit_code == 0 and len(count_infer) == 1 and (out / "moto.ply").is_file()
@@ -472,13 +473,13 @@ def test_two_inputs_never_share_outputs(tmp_path, tiny_checkpoint):
     out = tmp_path / "out"
     result = invoke("predict", "-d", f"folder={mine}", "-o", out, "-c", tiny_checkpoint, "--formats", "npz")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["a_jpg.npz", "a_png.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.npz", "a_png.npz"]  # as predict names files
     out2 = tmp_path / "out2"
     both = invoke(
         "predict", mine / "a.jpg", "-d", f"folder={mine}", "-o", out2,
         "-c", tiny_checkpoint, "--formats", "npz", "--focal", "predicted",
     )  # fmt: skip
-    assert both.exit_code == 0, both.output  # a.jpg → a.npz; the samples → a_jpg.npz, a_png.npz
+    assert both.exit_code == 1 and "also an output of" in both.output  # a.jpg and sample a: one name
     clash = tmp_path / "clash"
     (clash / "x").mkdir(parents=True)
     Image.new("RGB", (8, 6)).save(clash / "x" / "A.png")
@@ -542,12 +543,17 @@ def test_a_failed_commit_leaves_none_of_the_images_files(tmp_path, monkeypatch):
 
 
 def test_behind_a_proxy_the_hub_is_left_to_huggingface_hub(monkeypatch):
-    from metricdepth.models.depth_pro.weights import hub_reachable
+    from metricdepth.models.depth_pro.weights import PROXY_VARIABLES, hub_reachable
 
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for name in ("HF_HUB_OFFLINE", "NO_PROXY", "no_proxy", *PROXY_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid:9")  # .invalid never resolves
+    assert not hub_reachable()
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
-    assert hub_reachable()
+    assert hub_reachable()  # the proxy may reach it: huggingface_hub decides
+    monkeypatch.setenv("NO_PROXY", "hub.invalid")
+    assert not hub_reachable()  # not through the proxy: probed directly
+    monkeypatch.delenv("NO_PROXY")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert not hub_reachable()
 
@@ -588,9 +594,9 @@ def test_synth_never_replaces_a_users_file(tmp_path):
     assert again.exit_code == 0 and sorted(p.name for p in out.iterdir()) == names
     mine = out / names[1]  # a user's file under a sample's name
     mine.write_text("mine")
-    result = invoke("synth", out, "--count", "2", "--size", "64")
+    result = invoke("synth", out, "--count", "2", "--size", "64")  # checked before anything is written
     assert (
-        result.exit_code == 1 and names[1] in result.output and "not written by metricdepth" in result.output
+        result.exit_code == 2 and names[1] in result.output and "not written by metricdepth" in result.output
     )
     assert mine.read_text() == "mine"
     picture = tmp_path / "holiday.png"
@@ -600,3 +606,115 @@ def test_synth_never_replaces_a_users_file(tmp_path):
     assert preview.exit_code == 2 and "holiday.png" in preview.output and picture.read_bytes() == before
     assert invoke("synth", "--preview", tmp_path / "sheet.png", "--count", "1", "--size", "64").exit_code == 0
     assert invoke("synth", "--preview", tmp_path / "sheet.png", "--count", "1", "--size", "64").exit_code == 0
+
+
+# ------------------------------------------------------------- second review: marked ground truth
+def test_ground_truth_metricdepth_wrote_is_never_replaced_by_a_prediction(tmp_path, tiny_checkpoint):
+    from metricdepth.io.writers import write_depth_png
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    Image.new("RGB", (8, 6)).save(mine / "a.jpg")
+    write_depth_png(mine / "a_depth.png", np.full((6, 8), 2.0))  # ground truth, encoded with our writer
+    before = (mine / "a_depth.png").read_bytes()
+    result = invoke("predict", mine / "a.jpg", "-o", mine, "-c", tiny_checkpoint)
+    assert result.exit_code == 1 and "a_depth.png" in result.output and "--overwrite" in result.output
+    assert (mine / "a_depth.png").read_bytes() == before
+
+    synth = tmp_path / "syn"
+    assert invoke("synth", synth, "--count", "2", "--size", "64").exit_code == 0
+    meta = {p: p.read_bytes() for p in synth.glob("*.json")}
+    result = invoke("predict", synth, "-o", synth, "-c", tiny_checkpoint)
+    assert result.exit_code == 1 and all(p.read_bytes() == b for p, b in meta.items())
+    saved = invoke(
+        "evaluate",
+        "-d",
+        f"folder={synth}",
+        "-c",
+        tiny_checkpoint,
+        "--save-predictions",
+        synth,
+        "-o",
+        tmp_path / "e",
+    )
+    assert saved.exit_code == 1 and "--save-predictions" in saved.output and "--overwrite" not in saved.output
+    assert all(p.read_bytes() == b for p, b in meta.items())
+
+
+def test_save_predictions_checks_before_model_work(tmp_path, tiny_checkpoint, count_infer):
+    mine = _folder(tmp_path / "mine", {"a": np.full((6, 8), 2.0)})
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "a.json").write_text("{}")
+    result = invoke("evaluate", "-d", f"folder={mine}", "-c", tiny_checkpoint, "--save-predictions", saved)
+    assert result.exit_code == 1 and "a.json" in result.output and count_infer == []
+
+
+def test_synth_reruns_over_its_own_older_output_and_overwrite_is_explicit(tmp_path):
+    out = tmp_path / "old"
+    assert invoke("synth", out, "--count", "2", "--size", "64").exit_code == 0
+    # A folder written before marks: the same files without them.
+    for png in out.glob("*.png"):
+        Image.open(png).convert("RGB").save(png)
+    for npz in out.glob("*_depth.npz"):
+        arrays = dict(np.load(npz))
+        arrays.pop("writer"), arrays.pop("generator")
+        np.savez_compressed(npz, **arrays)
+    for meta in out.glob("*.json"):
+        data = json.loads(meta.read_text())
+        data.pop("writer"), data.pop("generator")
+        meta.write_text(json.dumps(data))
+    assert invoke("synth", out, "--count", "2", "--size", "64").exit_code == 0
+    stranger = out / "x.txt"
+    stranger.write_text("keep")
+    first = sorted(out.glob("*.png"))[0]
+    first.write_text("mine")
+    blocked = invoke("synth", out, "--count", "2", "--size", "64")
+    assert blocked.exit_code == 2 and first.name in blocked.output and "--overwrite" in blocked.output
+    assert first.read_text() == "mine" and len(list(out.glob("*.json"))) == 2  # nothing written
+    assert invoke("synth", out, "--count", "2", "--size", "64", "--overwrite").exit_code == 0
+    assert first.read_bytes() != b"mine" and stranger.read_text() == "keep"
+
+
+def test_outputs_of_an_older_version_without_json_are_not_inputs(tmp_path, tiny_checkpoint):
+    """Older depth PNGs (exactly the old text chunks) and their colour maps are never photos."""
+    from PIL import PngImagePlugin
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    Image.new("RGB", (8, 6)).save(folder / "a.jpg")
+    info = PngImagePlugin.PngInfo()
+    for key, value in (("depth_scale", "0.001"), ("depth_unit", "m"), ("invalid_value", "0")):
+        info.add_text(key, value)
+    info.add_text("description", "depth along the optical axis = value * depth_scale metres")
+    Image.fromarray(np.full((6, 8), 2000, np.uint16)).save(folder / "a_depth.png", pnginfo=info)
+    Image.new("RGB", (8, 6)).save(folder / "a_inverse_depth.png")
+    result = invoke("predict", folder, "-o", tmp_path / "out", "-c", tiny_checkpoint, "--formats", "npz")
+    assert result.exit_code == 0 and "1 of 1 inputs" in result.output
+
+
+def test_names_that_differ_only_in_case_stay_apart(tmp_path, camera_checkpoint):
+    from metricdepth.data.datasets import FolderDataset
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("A", "a"):
+        Image.new("RGB", (8, 6)).save(mine / f"{name}.jpg")
+        np.save(mine / f"{name}_depth.npy", np.full((6, 8), 2.0, np.float32))
+    names = FolderDataset(mine).names
+    assert len({n.casefold() for n in names}) == 2
+    saved = tmp_path / "saved"
+    result = invoke(
+        "evaluate",
+        "-d",
+        f"folder={mine}",
+        "-c",
+        camera_checkpoint,
+        "--save-predictions",
+        saved,
+        "-o",
+        tmp_path / "e",
+    )
+    assert result.exit_code == 0, result.output
+    again = invoke("evaluate", "-d", f"folder={mine}", "--predictions", saved, "-o", tmp_path / "e2")
+    assert again.exit_code == 0, again.output

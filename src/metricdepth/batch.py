@@ -18,7 +18,14 @@ from typing import Any
 from .io.atomic import remove_stale_temporaries
 from .io.guard import OutputExistsError, OutputGuard
 from .io.images import IMAGE_EXTENSIONS, LoadedImage, load_image
-from .io.writers import FORMATS, OUTPUT_SUFFIXES, is_metricdepth_output, output_path, save_prediction
+from .io.writers import (
+    FORMATS,
+    OUTPUT_SUFFIXES,
+    is_legacy_prediction_image,
+    is_prediction_output,
+    output_path,
+    save_prediction,
+)
 
 __all__ = [
     "BatchReport",
@@ -26,6 +33,7 @@ __all__ = [
     "OutputExistsError",
     "OutputGuard",
     "SampleItem",
+    "all_finished",
     "check_finite",
     "collect_inputs",
     "dataset_items",
@@ -217,7 +225,7 @@ def predict_files(
             targets = output_paths(stem, formats)
             guard.check(targets, item.label)
             report.cleaned += remove_stale_temporaries(targets)
-            if skip_existing and all(is_metricdepth_output(t) for t in targets):
+            if skip_existing and _finished(targets):
                 report.skipped.append(item.label)
             else:
                 image, info = loaded if loaded is not None else item.load()
@@ -238,6 +246,18 @@ def predict_files(
         if on_done is not None:
             on_done(item, error)
     return report
+
+
+def _finished(targets: Sequence[Path]) -> bool:
+    return all(is_prediction_output(target) for target in targets)
+
+
+def all_finished(items: Sequence[InputItem | SampleItem], formats: Sequence[str] = FORMATS) -> bool:
+    """Whether every item is a file whose requested outputs a prediction already wrote (then
+    ``--skip-existing`` needs no model at all). Samples are never known finished before they are read."""
+    return all(
+        isinstance(item, InputItem) and _finished(output_paths(item.out_stem, formats)) for item in items
+    )
 
 
 def check_finite(prediction: Any, label: str) -> None:
@@ -269,6 +289,9 @@ def _is_image_input(path: Path) -> bool:
 
 
 def _is_earlier_output(path: Path) -> bool:
-    """An image metricdepth wrote (depth PNG, colour map), whatever run or ``--formats`` wrote it."""
+    """An image metricdepth wrote as a prediction (depth PNG, colour map), whatever run or
+    ``--formats`` wrote it, this version or an older one."""
     suffixes = tuple(OUTPUT_SUFFIXES[fmt] for fmt in ("depth16", "color"))
-    return path.name.endswith(suffixes) and is_metricdepth_output(path)
+    if not path.name.endswith(suffixes):
+        return False
+    return is_prediction_output(path) or is_legacy_prediction_image(path)

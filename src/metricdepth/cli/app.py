@@ -63,36 +63,38 @@ def _root(
     """Metric depth (metres) from single photographs."""
 
 
-def _writable_dir(path: Path, option: str) -> None:
+def _writable_dir(path: Path, option: str, subject: str | None = None) -> None:
     """Usage error unless ``path`` is a folder we can write into, or one we could create.
 
     Nothing is created here: a folder that does not exist yet is made when the first file is written.
+    ``subject`` names what the messages are about (default: ``option path``).
     """
+    what = subject or f"{option} {path}"
     if path.exists() and not path.is_dir():
-        _fail(f"{option} {path}: exists and is not a folder")
+        _fail(f"{what}: {path} exists and is not a folder")
     existing = path
     while not existing.exists():
         if existing.is_symlink() or existing.parent == existing:
-            _fail(f"{option} {path}: cannot be created (a broken link or a missing drive on the way)")
+            _fail(f"{what}: {path} cannot be created (a broken link or a missing drive on the way)")
         existing = existing.parent
     if not existing.is_dir():
-        _fail(f"{option} {path}: cannot be created, {existing} is a file")
+        _fail(f"{what}: {path} cannot be created, {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
-        _fail(f"{option} {path}: no permission to write in {existing} (or it is on a read-only file system)")
+        _fail(f"{what}: no permission to write in {existing} (or it is on a read-only file system)")
     if existing == path:  # access() can be wrong (e.g. network file systems): try it
         probe = path / f".metricdepth-write-test.{os.getpid()}"
         try:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as err:
-            _fail(f"{option} {path}: cannot write there ({err.strerror or err})")
+            _fail(f"{what}: cannot write in {path} ({err.strerror or err})")
 
 
 def _writable_file(path: Path, option: str) -> None:
     """Usage error unless ``path`` can be written as a file (not a folder, its folder writable)."""
     if path.is_dir():
         _fail(f"{option} {path}: is a folder; give a file name")
-    _writable_dir(path.parent, option)
+    _writable_dir(path.parent, option, subject=f"{option} {path}")
 
 
 @contextlib.contextmanager
@@ -231,7 +233,7 @@ def predict(
         _fail("give image files, folders or patterns, or --dataset NAME=PATH")
     _writable_dir(output, "--output")
 
-    from ..batch import collect_inputs, dataset_items, predict_files, report_message
+    from ..batch import all_finished, collect_inputs, dataset_items, predict_files, report_message
 
     items, missing = collect_inputs(inputs or [], output)
     for eval_set, spec in zip(_open_benchmarks(dataset), dataset, strict=True):
@@ -241,6 +243,15 @@ def predict(
         for _, message in failures:
             say(("error", "red"), " ", message)
         _fail("no images to process")
+    if skip_existing and all_finished(items, chosen):  # nothing to do: no weights to load either
+        say(
+            f"0 of {len(items) + len(missing)} inputs written to ",
+            str(output),
+            f", {len(items)} skipped (already done)",
+        )
+        for _, message in failures:
+            say("  ", message)
+        raise typer.Exit(1 if failures else 0)
     model = _load_model(checkpoint, device, precision)
     with _progress() as progress, _signals_as_exit():
         task = progress.add_task("predicting", total=len(items))
@@ -434,6 +445,9 @@ def synth(
         Path | None, typer.Option(help="Write a contact sheet PNG (RGB, depth, instances, classes) instead.")
     ] = None,
     shadows: Annotated[bool, typer.Option(help="Cast shadows (slower).")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing files that synth did not write.")
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda: where to ray-cast.")] = "cpu",
 ) -> None:
     """Render procedural scenes with exact metric depth, masks, intrinsics and captions."""
@@ -450,18 +464,22 @@ def synth(
     from PIL import Image
     from rich.progress import Progress
 
-    from ..data.synthetic import FAMILIES, SyntheticScenes, contact_sheet, write_samples
+    from ..data.synthetic import FAMILIES, SyntheticScenes, contact_sheet, is_synthetic_output, write_samples
     from ..io.atomic import atomic_path
     from ..io.guard import OutputExistsError, OutputGuard
     from ..io.writers import png_metadata
 
     if preview is not None:
+        guard = OutputGuard(
+            overwrite=overwrite,
+            replaceable=is_synthetic_output,
+            option="--preview",
+            writer="metricdepth synth",
+        )
         try:
-            OutputGuard().check([preview], "--preview")
+            guard.check([preview], "--preview")
         except OutputExistsError as err:
-            _fail(
-                str(err).replace("--output", "--preview").replace(", or pass --overwrite to replace it", "")
-            )
+            _fail(str(err))
 
     try:
         scenes = SyntheticScenes(size, family or FAMILIES, seed, length=count, device=device, shadows=shadows)
@@ -475,14 +493,16 @@ def synth(
                 samples.append(scenes[index])
                 progress.advance(task)
             with atomic_path(preview) as tmp:
-                Image.fromarray(contact_sheet(samples)).save(tmp, format="PNG", pnginfo=png_metadata())
+                sheet = Image.fromarray(contact_sheet(samples))
+                sheet.save(tmp, format="PNG", pnginfo=png_metadata({"generator": "synth"}))
             say("wrote ", str(preview))
         else:
-            try:
-                write_samples(scenes, out_dir, count, on_sample=lambda _: progress.advance(task))
+            try:  # every file is checked before the first is written
+                write_samples(
+                    scenes, out_dir, count, on_sample=lambda _: progress.advance(task), overwrite=overwrite
+                )
             except OutputExistsError as err:
-                say(("error:", "red"), " ", str(err).replace(", or pass --overwrite to replace it", ""))
-                raise typer.Exit(1) from None
+                _fail(str(err))
             say(f"wrote {count} samples to ", str(out_dir))
 
 

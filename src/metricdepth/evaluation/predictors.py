@@ -83,11 +83,15 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
                 f"{path}: depth was scaled with a {source} focal length and the file holds no model estimate "
                 "to make it zero-shot; predict with --focal predicted, or evaluate with --use-exif"
             )
+        ceiling, floor = np.float32(1 / MIN_INVERSE_DEPTH), np.float32(1 / MAX_INVERSE_DEPTH)
+        with np.errstate(invalid="ignore"):
+            at_ceiling, finite = depth >= ceiling, np.isfinite(depth)
         depth *= np.float32(model_focal / used_focal)
-        # Back into the network's range [1e-4, 1e4] m, as a direct prediction is; NaN, zero and
-        # negative values are left for the evaluation to report, never clamped into range.
-        np.minimum(depth, np.float32(1 / MIN_INVERSE_DEPTH), out=depth)
-        np.maximum(depth, np.float32(1 / MAX_INVERSE_DEPTH), out=depth, where=depth > 0)
+        # Back into the network's range [1e-4, 1e4] m, as a direct prediction is (sky stays at the
+        # ceiling); NaN, infinite, zero and negative values are left for the evaluation to report.
+        np.minimum(depth, ceiling, out=depth, where=finite)
+        np.maximum(depth, floor, out=depth, where=finite & (depth > 0))
+        depth[at_ceiling & finite] = ceiling
         focal, focal_source = model_focal, MODEL_FOCAL_SOURCE
     tensor = torch.from_numpy(depth)
     return Prediction(
@@ -157,38 +161,46 @@ class ModelPredictor:
         save_to: str | os.PathLike | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
-        from ..batch import OutputGuard
+        from ..io.guard import OutputGuard
 
         self.model = model
         self.use_exif = use_exif
         self.save_to = Path(save_to) if save_to is not None else None
         self.info = info or {}
-        self._guard = OutputGuard()  # one claim per file: two samples of one name cannot share it
+        # One claim per file (two samples of one name cannot share it); only predictions are replaced.
+        self._guard = OutputGuard(option="--save-predictions", overwrite_option=None)
         self._saved = 0
 
     def predict(self, sample: Sample) -> Prediction:
+        """The sample's prediction; with ``save_to``, where it goes is checked before any model work."""
         from ..io.images import LoadedImage
 
+        stem = self._claim(sample) if self.save_to is not None else None
         exif = sample.get("exif_focal_px") if self.use_exif else None
         image = LoadedImage(rgb=sample["image"], focal_px=exif)
         prediction = self.model.infer(image, focal="auto", use_exif=self.use_exif)
-        if self.save_to is not None:
-            self._save(sample, prediction)
+        if stem is not None:
+            self._save(sample, prediction, stem)
         return prediction
 
-    def _save(self, sample: Sample, prediction: Prediction) -> None:
-        """Store as ``save_to/NAME.npz`` + ``.json``; files metricdepth did not write are never replaced."""
-        from ..batch import check_finite, output_paths, sample_stem
+    def _claim(self, sample: Sample) -> Path:
+        from ..batch import output_paths, sample_stem
+
+        name = sample["name"]
+        stem = sample_stem(self.save_to, name)  # type: ignore[arg-type]
+        self._saved += 1
+        self._guard.check(output_paths(stem, self.SAVED_FORMATS), f"sample {name!r} (#{self._saved} saved)")
+        return stem
+
+    def _save(self, sample: Sample, prediction: Prediction, stem: Path) -> None:
+        """Store as ``save_to/NAME.npz`` + ``.json``, all or none."""
+        from ..batch import check_finite, output_paths
         from ..io.atomic import remove_stale_temporaries
         from ..io.writers import save_prediction
 
         name = sample["name"]
-        stem = sample_stem(self.save_to, name)  # type: ignore[arg-type]
-        targets = output_paths(stem, self.SAVED_FORMATS)
-        self._saved += 1
-        self._guard.check(targets, f"sample {name!r} (#{self._saved} saved)")
         check_finite(prediction, name)
-        remove_stale_temporaries(targets)
+        remove_stale_temporaries(output_paths(stem, self.SAVED_FORMATS))
         save_prediction(
             prediction, sample["image"], stem, formats=self.SAVED_FORMATS, extra={"sample": name, **self.info}
         )

@@ -159,6 +159,18 @@ def remove_stale_temporaries(targets: Iterable[str | os.PathLike]) -> list[Path]
 def _process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
+    if os.name == "nt":  # os.kill(pid, 0) sends CTRL_C_EVENT there: ask the process table instead
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        try:
+            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259
+        finally:  # 259: STILL_ACTIVE
+            kernel32.CloseHandle(handle)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

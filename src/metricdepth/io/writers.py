@@ -40,7 +40,9 @@ __all__ = [
     "OUTPUT_SUFFIXES",
     "WRITER_MARK",
     "camera_summary",
+    "carries_mark",
     "colorize_inverse_depth",
+    "is_legacy_prediction_image",
     "is_metricdepth_output",
     "is_prediction_output",
     "json_ready",
@@ -73,6 +75,7 @@ SKY_DEPTH = 0.999e4
 WRITER_MARK = "metricdepth"
 """The mark every output file carries (see :func:`is_metricdepth_output`)."""
 LEGACY_PNG_DESCRIPTION = "depth along the optical axis = value * depth_scale metres"
+_LEGACY_PNG_KEYS = ("depth_scale", "depth_unit", "invalid_value", "description")
 PREDICTION_FIELD = "kind"
 """Metadata every file of a prediction carries (``metric`` / ``relative``), and standalone writes lack."""
 BLOCK_PIXELS = 1 << 20
@@ -438,21 +441,46 @@ def is_metricdepth_output(path: str | os.PathLike) -> bool:
     path = Path(path)
     if not path.is_file():
         return False
-    return _carries_mark(path) or _listed_by_legacy_json(path)
+    return carries_mark(path) or _listed_by_legacy_json(path)
 
 
 def is_prediction_output(path: str | os.PathLike) -> bool:
     """Whether ``path`` is one of a prediction's output files (:func:`save_prediction` or an older
-    ``metricdepth predict``), as opposed to a file the standalone writers wrote (e.g. ground truth a
-    user encoded with :func:`write_depth_png`). Readers of ground truth skip such files."""
+    ``metricdepth predict`` that wrote its JSON), as opposed to a file the standalone writers wrote
+    (e.g. ground truth a user encoded with :func:`write_depth_png`) or a generated sample. Readers of
+    ground truth skip such files; ``predict`` replaces only these."""
     path = Path(path)
     if not path.is_file():
         return False
-    return _listed_by_legacy_json(path) or _carries_mark(path, field=PREDICTION_FIELD)
+    return _listed_by_legacy_json(path) or carries_mark(path, field=PREDICTION_FIELD)
 
 
-def _carries_mark(path: Path, field: str | None = None) -> bool:
-    """The mark, and ``field`` among the file's metadata if given."""
+def is_legacy_prediction_image(path: str | os.PathLike) -> bool:
+    """A depth PNG (or its colour map) that an older ``metricdepth predict`` wrote without its JSON:
+    16-bit with exactly the old text chunks. Never taken as an input photo; not replaced without
+    ``--overwrite`` either, since the old standalone writer made the same files."""
+    path = Path(path)
+    depth_png = path
+    if path.name.endswith(OUTPUT_SUFFIXES["color"]):
+        depth_png = path.with_name(path.name[: -len(OUTPUT_SUFFIXES["color"])] + OUTPUT_SUFFIXES["depth16"])
+    if not depth_png.name.endswith(OUTPUT_SUFFIXES["depth16"]) or not depth_png.is_file():
+        return False
+    try:
+        with Image.open(depth_png) as image:  # text chunks before the pixels are in .info: no decoding
+            info = image.info if image.format == "PNG" and image.mode.startswith("I") else {}
+    except Exception:  # unreadable: not recognised
+        return False
+    return (
+        info.get("description") == LEGACY_PNG_DESCRIPTION
+        and all(key in info for key in _LEGACY_PNG_KEYS)
+        and "Software" not in info
+    )
+
+
+def carries_mark(path: str | os.PathLike, field: str | None = None) -> bool:
+    """Whether ``path`` carries metricdepth's mark (and ``field`` among its metadata, if given):
+    PNG text chunks, npz entries, PLY header comments or JSON keys. Reads headers only."""
+    path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".png":
@@ -494,20 +522,20 @@ _LEGACY_CONVENTION = "OpenCV: pixel centres at integer coordinates"
 def _listed_by_legacy_json(path: Path) -> bool:
     """An output of metricdepth 0.1 before marks: its ``NAME.json`` (a camera summary with the pixel
     convention) lists the file among the ``files`` it wrote."""
-    for suffix in sorted(OUTPUT_SUFFIXES.values(), key=len, reverse=True):
-        if path.name.endswith(suffix):
-            summary = path.with_name(path.name[: -len(suffix)] + ".json")
-            break
-    else:
-        return False
-    try:
-        data = _small_json(summary) if summary.is_file() else None
-    except Exception:  # unreadable JSON: nothing recognised
-        return False
-    return (
-        isinstance(data, dict)
-        and str(data.get("pixel_convention", "")).startswith(_LEGACY_CONVENTION)
-        and isinstance(data.get("files"), list)
-        and summary.name in data["files"]
-        and path.name in data["files"]
-    )
+    for suffix in OUTPUT_SUFFIXES.values():  # a_inverse_depth.png: the colour map of a, or depth of a_inverse
+        if not path.name.endswith(suffix):
+            continue
+        summary = path.with_name(path.name[: -len(suffix)] + ".json")
+        try:
+            data = _small_json(summary) if summary.is_file() else None
+        except Exception:  # unreadable JSON: nothing recognised
+            continue
+        if (
+            isinstance(data, dict)
+            and str(data.get("pixel_convention", "")).startswith(_LEGACY_CONVENTION)
+            and isinstance(data.get("files"), list)
+            and summary.name in data["files"]
+            and path.name in data["files"]
+        ):
+            return True
+    return False

@@ -2,11 +2,11 @@
 
 For every image ``NAME.{jpg,png,...}`` (searched recursively, skipping depth files), depth comes from
 the first that exists of ``NAME_depth.npy`` / ``NAME.npy`` (float metres), ``NAME_depth.npz``
-(key ``depth``, as written by ``metricdepth predict``) or ``NAME_depth.png`` (16-bit; scale from its
+(key ``depth``, as ``metricdepth synth`` writes it) or ``NAME_depth.png`` (16-bit; scale from its
 ``depth_scale`` text chunk, else millimetres). A prediction's files (``metricdepth predict``
 outputs) are never ground truth, nor is the ``NAME.json`` written with them. Sample names are the
-image paths relative to the root without extension (``a_jpg`` / ``a_png`` when two images share a
-stem). ``NAME.json`` may give ``K`` (3×3) or ``fx``/``fy``/
+image paths relative to the root without extension; of two images that share a stem (``a.jpg``,
+``a.png``) the second is named ``a_png``. ``NAME.json`` may give ``K`` (3×3) or ``fx``/``fy``/
 ``cx``/``cy`` or ``focal_px``, in the OpenCV convention (first pixel centre at (0, 0), as metricdepth's
 own intrinsics JSON writes it): taken as given, no conversion. ``focal_px`` (ground truth) comes only
 from the JSON (its ``focal_px``, else K's fx); an EXIF 35 mm focal in the image becomes
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +78,19 @@ class FolderDataset:
         self.items = [(p, d) for p in images if (d := _depth_file(p)) is not None]
         if not self.items:
             raise FileNotFoundError(f"{self.root}: no image with a depth file beside it")
-        names = [relative_name(p, self.root) for p, _ in self.items]
-        counts = Counter(names)
-        # Names are unique: images that share a stem (a.jpg, a.png) keep their extension (a_jpg, a_png).
-        self.names = [
-            f"{name}_{p.suffix.lstrip('.').lower()}" if counts[name] > 1 else name
-            for name, (p, _) in zip(names, self.items, strict=True)
-        ]
+        # Names are unique, ignoring case (they name output files): of images that share a stem
+        # (a.jpg, a.png) the first keeps it and the next gets its extension (a_png), as ``predict`` does.
+        self.names: list[str] = []
+        used: set[str] = set()
+        for path, _ in self.items:
+            name = relative_name(path, self.root)
+            if name.casefold() in used:
+                name = f"{name}_{path.suffix.lstrip('.').lower()}"
+            base, n = name, 2
+            while name.casefold() in used:
+                name, n = f"{base}_{n}", n + 1
+            used.add(name.casefold())
+            self.names.append(name)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -11,6 +11,7 @@ pixels get 0 but keep their depth and class), so the captions name exactly what 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "SyntheticScenes",
     "collate_samples",
     "contact_sheet",
+    "is_synthetic_output",
     "render_sample",
     "tune_cpu_allocator",
     "worker_init",
@@ -182,8 +184,59 @@ class SyntheticScenes(torch.utils.data.Dataset):
                 int(side) for side in rng.integers(self.size_range[0], self.size_range[1] + 1, 2)
             )
         sample = render_sample(family, rng, width, height, device=self.device, shadows=self.shadows)
-        sample["name"] = f"{family}_{self.seed}_{index:06d}"
+        sample["name"] = self.name(index)
         return sample
+
+    def name(self, index: int) -> str:
+        """Sample ``index``'s name, without rendering it: ``FAMILY_SEED_INDEX``."""
+        return f"{self.families[index % len(self.families)]}_{self.seed}_{index:06d}"
+
+
+GENERATOR = "synth"
+"""The ``generator`` entry of every file :func:`write_samples` writes (with metricdepth's mark)."""
+
+
+def is_synthetic_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file :func:`write_samples` wrote: marked as generated, or, for folders
+    written before marks, one of ``NAME.png`` / ``NAME_depth.npz`` / ``NAME.json`` beside a
+    ``NAME.json`` with the generator's fields."""
+    from ...io.writers import carries_mark
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if carries_mark(path, field="generator"):
+        return True
+    for suffix in (".png", "_depth.npz", ".json"):
+        if not path.name.endswith(suffix):
+            continue
+        meta = path.with_name(path.name[: -len(suffix)] + ".json")
+        try:
+            data = json.loads(meta.read_text()) if meta.is_file() and meta.stat().st_size < 1 << 20 else None
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and {"K", "family", "semantic_classes", "captions"} <= data.keys():
+            return _looks_generated(path, suffix)
+    return False
+
+
+def _looks_generated(path: Path, suffix: str) -> bool:
+    """The file itself has the form :func:`write_samples` gives it (an RGB PNG, the npz's arrays)."""
+    import zipfile
+
+    from PIL import Image
+
+    try:
+        if suffix == ".png":
+            with Image.open(path) as image:
+                return image.format == "PNG" and image.mode == "RGB"
+        if suffix == "_depth.npz":
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+            return {"depth.npy", "valid.npy", "instance.npy", "semantic.npy"} <= names
+    except Exception:  # unreadable or not what its name says: not generated
+        return False
+    return True  # the JSON itself was checked by the caller
 
 
 def write_samples(
@@ -191,14 +244,16 @@ def write_samples(
     out_dir: str | os.PathLike,
     count: int,
     on_sample: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Materialise samples 0 … count−1 in the folder format :class:`~metricdepth.data.datasets.FolderDataset`
     reads: ``NAME.png``, ``NAME_depth.npz`` (depth, valid, instance, semantic) and ``NAME.json``
     (K, fov_deg, family, instance_class, captions).
 
-    A sample's three files appear together or not at all, and carry metricdepth's mark; a file
-    metricdepth did not write is never replaced (:class:`~metricdepth.io.guard.OutputExistsError`
-    names it, before that sample is written).
+    A sample's three files appear together or not at all, and carry metricdepth's mark with
+    ``generator="synth"``. Only files written this way are replaced, unless ``overwrite``: any other
+    file in the way raises :class:`~metricdepth.io.guard.OutputExistsError` naming it, before
+    anything is written.
     """
     from PIL import Image
 
@@ -206,18 +261,25 @@ def write_samples(
     from ...io.writers import WRITER_MARK, png_metadata
 
     out = Path(out_dir)
-    guard = OutputGuard()
+    guard = OutputGuard(
+        overwrite=overwrite, replaceable=is_synthetic_output, option="OUT_DIR", writer="metricdepth synth"
+    )
+
+    def targets(name: str) -> list[Path]:
+        return [out / f"{name}.png", out / f"{name}_depth.npz", out / f"{name}.json"]
+
+    for index in range(count):  # every file checked before the first is written
+        guard.check(targets(dataset.name(index)), dataset.name(index))
     paths = []
     for index in range(count):
         sample = dataset[index]
         name = sample["name"]
-        targets = [out / f"{name}.png", out / f"{name}_depth.npz", out / f"{name}.json"]
-        guard.check(targets, name)
+        png, npz, meta_path = targets(name)
         with FileGroup() as group:
             Image.fromarray(sample["image"]).save(
-                group.stage(targets[0]), format="PNG", pnginfo=png_metadata()
+                group.stage(png), format="PNG", pnginfo=png_metadata({"generator": GENERATOR})
             )
-            with open(group.stage(targets[1]), "wb") as f:
+            with open(group.stage(npz), "wb") as f:
                 np.savez_compressed(
                     f,
                     depth=sample["depth"],
@@ -225,9 +287,11 @@ def write_samples(
                     instance=sample["instance"],
                     semantic=sample["semantic"],
                     writer=np.str_(WRITER_MARK),
+                    generator=np.str_(GENERATOR),
                 )
             meta = {
                 "writer": WRITER_MARK,
+                "generator": GENERATOR,
                 "K": sample["K"].tolist(),
                 "fov_deg": sample["fov_deg"],
                 "family": sample["family"],
@@ -235,8 +299,8 @@ def write_samples(
                 "semantic_classes": list(SEMANTIC_CLASSES),
                 "captions": sample["captions"],
             }
-            write_json(group.stage(targets[2]), meta)
-        paths.append(targets[0])
+            write_json(group.stage(meta_path), meta)
+        paths.append(png)
         if on_sample is not None:
             on_sample(name)
     return paths

@@ -121,26 +121,28 @@ def _download(
 
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+"""Environment variables that route Hub traffic through a proxy (read via ``urllib.request.getproxies``)."""
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hub's host (``HF_ENDPOINT``, default huggingface.co) answers a TCP connection
     within ``timeout`` seconds, name lookup included.
 
-    False at once when ``HF_HUB_OFFLINE`` is set. Behind a proxy (``HTTPS_PROXY`` and friends) the
-    host may be unreachable directly yet reachable for huggingface_hub: then this says True and
-    leaves the decision to huggingface_hub.
+    False at once when ``HF_HUB_OFFLINE`` is set. When a proxy serves the endpoint's scheme
+    (``HTTPS_PROXY`` for https, honouring ``NO_PROXY``) the host may be unreachable directly yet
+    reachable for huggingface_hub: then this says True and leaves the decision to huggingface_hub.
     """
     import socket
     import threading
     from urllib.parse import urlparse
+    from urllib.request import getproxies, proxy_bypass
 
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return False
-    if any(os.environ.get(name) for name in PROXY_VARIABLES):
-        return True
     endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     host = endpoint.hostname or "huggingface.co"
+    if getproxies().get(endpoint.scheme or "https") and not proxy_bypass(host):
+        return True
     port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
     answered: list[bool] = []
 
