@@ -4,7 +4,12 @@ import numpy as np
 from PIL import Image
 
 from metricdepth.batch import collect_inputs, output_paths
-from metricdepth.io.writers import is_metricdepth_output, write_color_png, write_depth_png
+from metricdepth.io.writers import (
+    is_metricdepth_output,
+    is_prediction_output,
+    write_color_png,
+    write_depth_png,
+)
 
 
 def make(path: Path) -> Path:
@@ -48,15 +53,20 @@ def test_empty_folder_and_unmatched_pattern(tmp_path):
 
 def test_earlier_outputs_are_not_inputs(tmp_path):
     """Images metricdepth wrote carry its mark, whatever --formats wrote them (no JSON needed)."""
+    prediction = {"kind": "metric"}  # what save_prediction adds to every file of a prediction
     make(tmp_path / "photo.jpg")
-    write_depth_png(tmp_path / "photo_depth.png", np.ones((3, 4)))
-    write_color_png(tmp_path / "photo_inverse_depth.png", np.ones((3, 4)))
-    write_depth_png(tmp_path / "sub" / "old_depth.png", np.ones((3, 4)))  # no JSON beside it
+    write_depth_png(tmp_path / "photo_depth.png", np.ones((3, 4)), metadata=prediction)
+    write_color_png(tmp_path / "photo_inverse_depth.png", np.ones((3, 4)), metadata=prediction)
+    write_depth_png(tmp_path / "sub" / "old_depth.png", np.ones((3, 4)), metadata=prediction)  # no JSON
     make(tmp_path / "scan_depth.png")  # a user's image with an output-like name: kept
+    write_depth_png(tmp_path / "gt_depth.png", np.ones((3, 4)))  # ground truth a user encoded: kept
     (tmp_path / "photo.json").write_text("{}")
     items, _ = collect_inputs([tmp_path], tmp_path)
-    assert sorted(i.path.name for i in items) == ["photo.jpg", "scan_depth.png"]
-    assert is_metricdepth_output(tmp_path / "photo_depth.png")
+    assert sorted(i.path.name for i in items) == ["gt_depth.png", "photo.jpg", "scan_depth.png"]
+    assert is_prediction_output(tmp_path / "photo_depth.png")
+    assert is_metricdepth_output(tmp_path / "gt_depth.png") and not is_prediction_output(
+        tmp_path / "gt_depth.png"
+    )
     assert not is_metricdepth_output(tmp_path / "scan_depth.png")
     assert not is_metricdepth_output(tmp_path / "photo.json")  # "{}": not ours
 
@@ -72,7 +82,7 @@ def test_no_two_inputs_share_an_output_file(tmp_path):
 
 def test_globs_skip_non_images_and_earlier_outputs(tmp_path):
     make(tmp_path / "a.png")
-    write_depth_png(tmp_path / "a_depth.png", np.ones((3, 4)))
+    write_depth_png(tmp_path / "a_depth.png", np.ones((3, 4)), metadata={"kind": "metric"})
     make(tmp_path / "notes.txt")
     items, _ = collect_inputs([str(tmp_path / "*")], tmp_path)
     assert [i.path.name for i in items] == ["a.png"]
