@@ -278,10 +278,17 @@ def check_finite(prediction: Any, label: str) -> None:
 
 
 def report_message(err: Exception, label: str | os.PathLike) -> str:
-    """One line naming the input and what went wrong."""
+    """One line naming the input and what went wrong (the error's type only where the message alone
+    may not say it: anything but the library's own file and value errors)."""
     label = str(label)
     message = str(err) or type(err).__name__
-    return message if label in message else f"{label}: {type(err).__name__}: {message}"
+    if label in message:
+        return message
+    return (
+        f"{label}: {message}"
+        if isinstance(err, (OutputExistsError, ValueError))
+        else (f"{label}: {type(err).__name__}: {message}")
+    )
 
 
 def _is_image_input(path: Path) -> bool:
