@@ -646,7 +646,17 @@ def test_save_predictions_checks_before_model_work(tmp_path, tiny_checkpoint, co
     saved = tmp_path / "saved"
     saved.mkdir()
     (saved / "a.json").write_text("{}")
-    result = invoke("evaluate", "-d", f"folder={mine}", "-c", tiny_checkpoint, "--save-predictions", saved)
+    result = invoke(
+        "evaluate",
+        "-d",
+        f"folder={mine}",
+        "-c",
+        tiny_checkpoint,
+        "--save-predictions",
+        saved,
+        "-o",
+        tmp_path / "e",
+    )
     assert result.exit_code == 1 and "a.json" in result.output and count_infer == []
 
 
