@@ -8,7 +8,8 @@ from PIL import Image
 
 from metricdepth import Prediction, read_depth_png, save_prediction
 from metricdepth.camera import intrinsics_matrix
-from metricdepth.io.writers import atomic_path, colorize_inverse_depth, write_depth_png
+from metricdepth.io.atomic import atomic_path
+from metricdepth.io.writers import colorize_inverse_depth, write_depth_png
 
 
 def make_prediction(depth: np.ndarray, focal: float = 50.0) -> Prediction:

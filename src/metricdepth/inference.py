@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -354,7 +354,6 @@ def infer_canonical(
     focal: FocalPolicy = "auto",
     use_exif: bool = True,
     batch_size: int = 4,
-    on_batch: Callable[[int], None] | None = None,
 ) -> Prediction | list[Prediction]:
     """Metric depth from a canonical-inverse-depth network (Depth Pro): the body of ``DepthPro.infer``.
 
@@ -407,8 +406,6 @@ def infer_canonical(
                 )
             )
         del canonical
-        if on_batch is not None:
-            on_batch(len(chunk))
     if images.layout == "single":
         return results[0]
     if images.layout == "list":

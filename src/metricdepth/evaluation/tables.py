@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..io.writers import atomic_path, write_json
+from ..io.atomic import atomic_path
+from ..io.writers import write_json
 from ..metrics.depth import METRIC_NAMES, SILOG_VARIANT
 from .protocols import Protocol
 from .runner import EvalResult
@@ -142,24 +140,6 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _strict_json(value: Any) -> Any:
-    """``value`` as plain JSON types: non-finite floats become None, numpy scalars Python ones, tuples
-    lists; dict keys become strings. Anything else is left to ``json`` (which rejects it)."""
-    if isinstance(value, dict):
-        return {str(k): _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.ndarray):
-        return _strict_json(value.tolist())
-    return value
-
-
 def write_tables(
     result: EvalResult, out_dir: str | os.PathLike, info: dict[str, Any] | None = None
 ) -> list[Path]:
@@ -181,6 +161,5 @@ def write_tables(
         "rows": result.rows,
         "failures": [dict(zip(("dataset", "image", "reason"), f, strict=True)) for f in result.failures],
     }
-    strict = json.loads(json.dumps(_strict_json(payload), allow_nan=False))  # raises on anything left
-    paths.append(write_json(out / "results.json", strict))
+    paths.append(write_json(out / "results.json", payload))  # strict JSON: NaN and inf become null
     return paths
