@@ -255,11 +255,9 @@ def resolve_focal(
         raise ValueError(f"a focal length given by the user cannot be combined with focal={policy!r}")
     if user is not None:
         focal, K = user
-        if K is not None:
-            return Camera(focal, K, "user")
-        return Camera(
-            focal, intrinsics_matrix(torch.tensor(focal, dtype=torch.float32), width, height), "user"
-        )
+        if K is None:
+            K = intrinsics_matrix(torch.tensor(focal, dtype=torch.float32), width, height)
+        return Camera(focal, K, "user")
     if exif_focal_px is not None and policy in ("auto", "exif"):
         focal, source = float(exif_focal_px), "exif"
     elif policy == "exif":
