@@ -272,8 +272,7 @@ def check_finite(prediction: Any, label: str) -> None:
     if count:
         raise ValueError(
             f"{label}: the model produced {count} of {values.numel()} non-finite or non-positive depth "
-            "values "
-            "(broken or incompatible weights?); nothing was written for it"
+            "values (broken or incompatible weights?); nothing was written for it"
         )
 
 

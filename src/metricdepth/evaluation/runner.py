@@ -161,23 +161,20 @@ class _Scores:
         focal = model_focal_px(prediction)
         if focal is not None and gt_focal is not None:
             extra.update(focal_px=focal, gt_focal_px=gt_focal)
-        rows = []
-        if sample.get("depth") is None:
-            if sample.get("mask") is not None:
-                depth = _metric_depth(sample, prediction)
-                _check_shape(sample, depth, sample["mask"])
-                extra["boundary_recall"] = boundary_recall(depth, sample["mask"])
-            elif "focal_px" not in extra:
-                raise ValueError(f"{sample['name']}: nothing to score (no model focal estimate)")
-            rows.append({"alignment": NO_ALIGNMENT})
-        else:
+        has_depth, has_mask = sample.get("depth") is not None, sample.get("mask") is not None
+        if not (has_depth or has_mask or "focal_px" in extra):
+            raise ValueError(f"{sample['name']}: nothing to score (no model focal estimate)")
+        rows = [] if has_depth else [{"alignment": NO_ALIGNMENT}]
+        if has_depth or has_mask:
             depth = _metric_depth(sample, prediction)
+        if has_depth:  # every check before anything is recorded
             gt = sample["depth"]
             _check_shape(sample, depth, gt)
             mask = _scored_mask(sample, self.protocol, depth)
-            if sample.get("mask") is not None:
-                _check_shape(sample, depth, sample["mask"])
-                extra["boundary_recall"] = boundary_recall(depth, sample["mask"])
+        if has_mask:
+            _check_shape(sample, depth, sample["mask"])
+            extra["boundary_recall"] = boundary_recall(depth, sample["mask"])
+        if has_depth:
             if self.protocol.boundary_f1:
                 gt_valid = sample.get("valid")
                 extra["boundary_f1"] = boundary_f1(
