@@ -400,6 +400,8 @@ class MixtureDataset(torch.utils.data.Dataset):
         seed: the mixture's seed (independent of a synthetic source's own seed).
         datasets: the already-opened datasets, one per config (e.g. lists of sample dicts, for tests);
             default: :func:`open_source` of each config.
+        fov: items for FOV training: a focal length is required and depth is not (photos with only a
+            focal label, e.g. ``focal=PATH``, are usable).
     """
 
     def __init__(
@@ -410,7 +412,9 @@ class MixtureDataset(torch.utils.data.Dataset):
         seed: int = 0,
         *,
         datasets: Sequence[Any] | None = None,
+        fov: bool = False,
     ) -> None:
+        self.fov = fov
         if not configs:
             raise ValueError("the training mixture needs at least one dataset")
         if size < 1:
@@ -484,15 +488,17 @@ class MixtureDataset(torch.utils.data.Dataset):
             sample = self.datasets[source][index]
             name = sample.get("name", name)
             kind = self.configs[source].kind
-            if kind in ("metric", "synthetic") and sample_focal_px(sample) is None:
+            if (self.fov or kind in ("metric", "synthetic")) and sample_focal_px(sample) is None:
                 return None, name, "no focal length (K or focal_px)"
             depth = sample.get("depth")
-            if depth is None or not canonical_target(depth, sample.get("valid"), None)[1].any():
+            if not self.fov and (
+                depth is None or not canonical_target(depth, sample.get("valid"), None)[1].any()
+            ):
                 return None, name, "no valid depth"
             item = augment(sample, self.size, self.augment, rng, metric=kind != "relative")
         except Exception as err:  # unreadable or unusable: redrawn, and recorded
             return None, name, f"{type(err).__name__}: {err}"
-        if not item["valid"].any():
+        if not self.fov and not item["valid"].any():
             return None, name, "no valid depth in the crop"
         return item, name, ""
 

@@ -1,0 +1,159 @@
+"""Training tasks: what a run trains, with which loss, and how it is validated.
+
+The :class:`~metricdepth.train.trainer.Trainer` owns the loop (devices, DDP, precision, clipping,
+EMA, schedule, checkpoints, resume, logging, validation cadence); a task supplies the model, the
+objective module, the optimiser's parameter groups, the training data and the validation
+predictor. Depth Pro's depth stages and its FOV head are two tasks of the one trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import OptimConfig, TrainConfig
+
+__all__ = ["DepthTask", "FOVTask", "Task", "build_depth_pro", "task_for"]
+
+
+def build_depth_pro(config: TrainConfig, *, init: str | None = None) -> nn.Module:
+    """The Depth Pro network a run starts from: a checkpoint (``init`` or ``model.weights``), else the
+    preset with DINOv2 or random encoders. fp32 on the CPU; the trainer moves it."""
+    from ..models.depth_pro import DepthPro, DepthProConfig
+    from ..models.depth_pro.init import init_encoders
+
+    model_config = config.model
+    weights = init if init is not None else model_config.weights
+    preset = DepthProConfig.preset(model_config.preset)
+    if not model_config.fov_head:
+        import dataclasses
+
+        preset = dataclasses.replace(preset, fov_encoder=None)
+    if weights:
+        model = DepthPro.from_pretrained(weights, device="cpu", precision="fp32")
+        if model.config.img_size != preset.img_size:
+            raise ValueError(
+                f"{weights}: a {model.config.name} checkpoint with {model.config.img_size}² input, but "
+                f"model.preset {model_config.preset!r} trains at {preset.img_size}²"
+            )
+        if model_config.fov_head and model.fov is None:
+            raise ValueError(f"{weights}: the checkpoint has no FOV head but model.fov_head is true")
+    else:
+        model = DepthPro(preset)
+        if model_config.init != "random":
+            init_encoders(model, model_config.init)
+    if model_config.freeze_layernorm and (weights or model_config.init != "random"):
+        model.freeze_layernorms()
+    if model_config.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    return model
+
+
+def _groups(
+    named: dict[str, list[tuple[str, nn.Parameter]]], rates: dict[str, float]
+) -> list[dict[str, Any]]:
+    groups = []
+    for name, rate in rates.items():
+        params = [p for _, p in named.get(name, []) if p.requires_grad]
+        if params:
+            groups.append({"name": name, "params": params, "lr": rate})
+    return groups
+
+
+class Task:
+    """The interface the trainer drives. Subclasses set ``name`` and implement the methods."""
+
+    name = "task"
+
+    def build_model(self, config: TrainConfig, *, init: str | None = None) -> nn.Module:
+        raise NotImplementedError
+
+    def objective(self, model: nn.Module, config: TrainConfig) -> nn.Module:
+        """A module ``(batch) -> (loss, logs)`` holding every trainable parameter (DDP wraps it)."""
+        raise NotImplementedError
+
+    def param_groups(self, model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def training_set(self, config: TrainConfig, model: nn.Module) -> torch.utils.data.Dataset:
+        from .data import MixtureDataset
+
+        return MixtureDataset(
+            config.data.datasets,
+            model.img_size,
+            config.data.augment,
+            seed=config.run.seed,
+            fov=config.run.task == "fov",
+        )
+
+    def validation_predictor(self, model: nn.Module) -> Any:
+        """``predict(sample) -> Prediction`` for :func:`metricdepth.evaluation.evaluate`."""
+        raise NotImplementedError
+
+    def save_weights(self, model: nn.Module, path: Any) -> None:
+        model.save_pretrained(path)
+
+
+class DepthTask(Task):
+    """Depth stages: the depth network trains, the FOV head (if any) is frozen and not run."""
+
+    name = "depth"
+
+    def build_model(self, config: TrainConfig, *, init: str | None = None) -> nn.Module:
+        model = build_depth_pro(config, init=init)
+        if model.fov is not None:
+            model.fov.requires_grad_(False)
+        return model
+
+    def objective(self, model: nn.Module, config: TrainConfig) -> nn.Module:
+        from .objectives import DepthObjective
+
+        return DepthObjective(model, config.loss, config.data.datasets)
+
+    def param_groups(self, model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+        return _groups(model.parameter_groups(), {"encoder": optim.lr_encoder, "decoder": optim.lr_decoder})
+
+    def validation_predictor(self, model: nn.Module) -> Any:
+        from .validation import ValidationPredictor
+
+        return ValidationPredictor(model, focal="ground-truth")
+
+
+class FOVTask(Task):
+    """The FOV head after the depth network (paper §3.3): depth frozen, FOV encoder + head trained."""
+
+    name = "fov"
+
+    def build_model(self, config: TrainConfig, *, init: str | None = None) -> nn.Module:
+        model = build_depth_pro(config, init=init)
+        frozen_names = ("encoder", "decoder")
+        groups = model.parameter_groups()
+        for name in frozen_names:
+            for _, param in groups[name]:
+                param.requires_grad_(False)
+        return model
+
+    def objective(self, model: nn.Module, config: TrainConfig) -> nn.Module:
+        from .objectives import FOVObjective
+
+        return FOVObjective(model, config.loss.fov)
+
+    def param_groups(self, model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+        return _groups(
+            model.parameter_groups(), {"fov_encoder": optim.lr_encoder, "fov_head": optim.lr_decoder}
+        )
+
+    def validation_predictor(self, model: nn.Module) -> Any:
+        from .validation import ValidationPredictor
+
+        return ValidationPredictor(model, focal="predicted")
+
+
+TASKS: dict[str, type[Task]] = {"depth": DepthTask, "fov": FOVTask}
+
+
+def task_for(config: TrainConfig) -> Task:
+    """The task ``run.task`` names."""
+    return TASKS[config.run.task]()

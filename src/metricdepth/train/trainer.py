@@ -1,0 +1,397 @@
+"""The one training loop: devices, DDP under torchrun, precision, clipping, EMA, schedule, checkpoints,
+exact resume, logging and validation. What is trained comes from a :class:`~.tasks.Task`.
+
+A run folder holds::
+
+    RUN/config.yaml              the effective config (after overrides)
+    RUN/last/model.safetensors   the latest weights (EMA ones when run.ema > 0); from_pretrained(RUN/last)
+    RUN/last/training_state.pt   everything a resume needs: weights, EMA, optimiser, scheduler, scaler,
+                                 step, RNG states, data position (read with weights_only=True)
+    RUN/best/model.safetensors   the weights with the best validation metric so far, and best/metrics.json
+    RUN/log.jsonl                one JSON line per logged step and per validation
+    RUN/tensorboard/             TensorBoard event files
+
+Exactness: the data order is a pure function of (seed, step) (:class:`~.data.StepSampler`), so a run
+resumed from a checkpoint sees exactly the batches an uninterrupted run would, and a run of N
+processes sees at each step the same images as one process with the combined batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..io.atomic import atomic_path
+from .config import TrainConfig, config_to_yaml
+from .distributed import DistInfo, all_reduce_mean, barrier, close_distributed, init_distributed
+from .tasks import Task, task_for
+
+__all__ = ["RunExistsError", "TrainResult", "Trainer", "lr_factor", "train"]
+
+STATE_FORMAT = "metricdepth.train/1"
+RUN_FILES = ("config.yaml", "last", "best", "log.jsonl", "tensorboard")
+
+
+class RunExistsError(RuntimeError):
+    """The run folder already holds a run and ``resume`` was not asked for."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    best: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def lr_factor(step: int, total: int, warmup: float, constant: float, decay_factor: float) -> float:
+    """The paper's schedule (Tab 16) as a factor of the base rate at 0-based ``step`` of ``total``:
+    linear warm-up over ``warmup``·total steps, 1 until (warmup + constant)·total, then ``decay_factor``."""
+    warm = round(warmup * total)
+    if step < warm:
+        return (step + 1) / warm
+    if step < round((warmup + constant) * total):
+        return 1.0
+    return decay_factor
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+class Trainer:
+    """Train ``config`` into ``run_dir``.
+
+    Args:
+        config: the effective run config.
+        run_dir: the run folder (created; an existing run needs ``resume``).
+        resume: continue from ``run_dir/last`` exactly where it stopped.
+        max_steps: stop after this step (the schedule still spans ``run.steps``); None: run.steps.
+        checkpoint_every: override ``run.checkpoint_every``.
+        init: start from these Depth Pro weights (overrides ``model.weights``).
+        task: what to train (default: the one ``run.task`` names).
+        on_log: called on rank 0 with every logged record (progress bars).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | os.PathLike,
+        *,
+        resume: bool = False,
+        max_steps: int | None = None,
+        checkpoint_every: int | None = None,
+        init: str | None = None,
+        task: Task | None = None,
+        on_log: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.end_step = min(max_steps, config.run.steps) if max_steps is not None else config.run.steps
+        self.checkpoint_every = checkpoint_every or config.run.checkpoint_every
+        self.init = init
+        self.task = task or task_for(config)
+        self.on_log = on_log
+        if max_steps is not None and max_steps <= 0:
+            raise ValueError("max_steps must be positive")
+
+    # ------------------------------------------------------------------ setup
+    def _check_run_dir(self) -> None:
+        state = self.run_dir / "last" / "training_state.pt"
+        if self.resume:
+            if not state.is_file():
+                raise FileNotFoundError(f"{self.run_dir}: nothing to resume (no last/training_state.pt)")
+            return
+        taken = [name for name in RUN_FILES if (self.run_dir / name).exists()]
+        if taken:
+            raise RunExistsError(
+                f"{self.run_dir} already holds a run ({', '.join(taken)}): pass --resume to continue it, "
+                "or choose another output folder"
+            )
+
+    def _setup(self, dist_info: DistInfo) -> None:
+        config, run = self.config, self.config.run
+        if run.batch_size % dist_info.world_size:
+            raise ValueError(
+                f"run.batch_size {run.batch_size} is not divisible by the {dist_info.world_size} processes"
+            )
+        self.dist = dist_info
+        self.device = dist_info.device
+        torch.manual_seed(run.seed)  # the same initial weights in every process
+        random.seed(run.seed)
+        self.model = self.task.build_model(config, init=self.init).to(self.device)
+        self.objective = self.task.objective(self.model, config).to(self.device)
+        if dist_info.distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped: nn.Module = nn.parallel.DistributedDataParallel(
+                self.objective, device_ids=device_ids
+            )
+        else:
+            self.wrapped = self.objective
+        groups = self.task.param_groups(self.model, config.optim)
+        if not groups:
+            raise ValueError("nothing to train: every parameter of the task is frozen")
+        self.params = [p for group in groups for p in group["params"]]
+        optim = config.optim
+        cls = torch.optim.AdamW if optim.name == "adamw" else torch.optim.Adam
+        self.optimizer = cls(groups, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: lr_factor(step, run.steps, optim.warmup, optim.constant, optim.decay_factor),
+        )
+        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[run.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=run.precision == "fp16")
+        self.ema = None
+        if run.ema > 0:
+            from timm.utils.model_ema import ModelEmaV3
+
+            self.ema = ModelEmaV3(self.model, decay=run.ema, use_warmup=True)
+        self.step = 0
+        self.best: dict[str, Any] | None = None
+        if self.resume:
+            self._load_state(self.run_dir / "last" / "training_state.pt")
+        self.global_batch = run.batch_size
+        self.local_batch = run.batch_size // dist_info.world_size
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        from .data import StepSampler
+
+        dataset = self.task.training_set(self.config, self.model)
+        sampler = StepSampler(
+            self.local_batch,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            start_step=self.step,
+            steps=self.end_step,
+        )
+        workers = self.config.data.num_workers
+        self.dataset = dataset
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.local_batch,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=2 if workers else None,
+        )
+
+    # ------------------------------------------------------------ checkpoints
+    def _weights_module(self) -> nn.Module:
+        """What inference uses: the EMA weights when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model  # type: ignore[return-value]
+
+    def _save_state(self) -> None:
+        last = self.run_dir / "last"
+        last.mkdir(parents=True, exist_ok=True)
+        state = {
+            "format": STATE_FORMAT,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_state(),
+            "data": {"seed": self.config.run.seed, "global_batch": self.global_batch, "next_step": self.step},
+            "best": self.best,
+            "config": config_to_yaml(self.config),
+        }
+        with atomic_path(last / "training_state.pt") as tmp:
+            torch.save(state, tmp)
+        self.task.save_weights(self._weights_module(), last / "model.safetensors")
+
+    def _load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{path}: not a metricdepth training state")
+        if state["data"]["global_batch"] != self.config.run.batch_size:
+            raise ValueError(
+                f"{path}: the run used run.batch_size {state['data']['global_batch']}, the config says "
+                f"{self.config.run.batch_size}: an exact resume needs the same global batch"
+            )
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            if state["ema"] is None:
+                raise ValueError(f"{path}: the run had no EMA, the config enables run.ema")
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.best = state["best"]
+
+    # ------------------------------------------------------------- validation
+    def _validate(self) -> dict[str, float] | None:
+        from .validation import HIGHER_IS_BETTER, open_validation_sets, validate
+
+        val = self.config.val
+        if not val.datasets:
+            return None
+        if not hasattr(self, "_val_sets"):
+            self._val_sets = open_validation_sets(val.datasets, val.max_samples)
+        module = self._weights_module()
+        metrics, failures = validate(
+            module, self.task.validation_predictor(module), self._val_sets, val.alignment
+        )
+        self.objective.train()
+        if failures:
+            self._log({"step": self.step, "val/failures": [f"{d}/{n}: {r}" for d, n, r in failures[:5]]})
+        if val.metric not in metrics:
+            raise ValueError(
+                f"val.metric {val.metric!r} was not measured; validation gave {', '.join(sorted(metrics))}"
+            )
+        value = metrics[val.metric]
+        better = (lambda a, b: a > b) if val.metric in HIGHER_IS_BETTER else (lambda a, b: a < b)
+        if not math.isnan(value) and (self.best is None or better(value, self.best["value"])):
+            self.best = {"metric": val.metric, "value": value, "step": self.step}
+            best = self.run_dir / "best"
+            best.mkdir(parents=True, exist_ok=True)
+            self.task.save_weights(module, best / "model.safetensors")
+            with atomic_path(best / "metrics.json") as tmp:
+                tmp.write_text(json.dumps({**self.best, "metrics": metrics}, indent=2))
+        return metrics
+
+    # ----------------------------------------------------------------- logging
+    def _open_logs(self) -> None:
+        log = self.run_dir / "log.jsonl"
+        kept = []
+        if self.resume and log.is_file():  # drop what was logged after the checkpoint we resume from
+            kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+        with atomic_path(log) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept))
+        self._log_file = log.open("a")
+        self._tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step or None)
+        except ImportError:  # tensorboard is in the [train] extra
+            self._tb = None
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self._log_file.write(json.dumps(record) + "\n")
+        self._log_file.flush()
+        if self._tb is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self._tb.add_scalar(key, value, record["step"])
+        if self.on_log is not None:
+            self.on_log(record)
+
+    # -------------------------------------------------------------------- loop
+    def _train_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+        batch = _to_device(batch, self.device)
+        autocast = torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        )
+        with autocast:
+            loss, logs = self.wrapped(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {self.step + 1}: the loss is {float(loss)}; stopping the run")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        clip = self.config.optim.clip_grad_norm
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip > 0 else math.inf)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step + 1)
+        return loss.detach(), logs, grad_norm
+
+    def fit(self) -> TrainResult:
+        dist_info = init_distributed(self.config.run.device)
+        try:
+            if dist_info.is_main:
+                self._check_run_dir()
+            barrier()
+            self._setup(dist_info)
+            result = TrainResult(self.run_dir, self.step, self.best)
+            if dist_info.is_main:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                if not self.resume or not (self.run_dir / "config.yaml").exists():
+                    with atomic_path(self.run_dir / "config.yaml") as tmp:
+                        tmp.write_text(config_to_yaml(self.config))
+                self._open_logs()
+            self.objective.train()
+            every = self.config.run.log_every
+            started, timed_steps = time.perf_counter(), 0
+            for batch in self._loader():
+                loss, logs, grad_norm = self._train_step(batch)
+                self.step += 1
+                timed_steps += 1
+                loss = all_reduce_mean(loss)
+                if dist_info.is_main and (self.step % every == 0 or self.step == self.end_step):
+                    elapsed = time.perf_counter() - started
+                    record = {
+                        "step": self.step,
+                        "loss": float(loss),
+                        "grad_norm": float(grad_norm),
+                        **{f"lr/{g['name']}": g["lr"] for g in self.optimizer.param_groups},
+                        **{f"loss/{k}": v for k, v in logs.items()},
+                        "steps_per_s": timed_steps / elapsed if elapsed > 0 else 0.0,
+                    }
+                    started, timed_steps = time.perf_counter(), 0
+                    self._log(record)
+                    result.history.append(record)
+                at_end = self.step == self.end_step
+                if dist_info.is_main and (self.step % self.config.val.every == 0 or at_end):
+                    metrics = self._validate()
+                    if metrics is not None:
+                        record = {"step": self.step, **{f"val/{k}": v for k, v in metrics.items()}}
+                        self._log(record)
+                        result.history.append(record)
+                if self.step % self.checkpoint_every == 0 or at_end:
+                    if dist_info.is_main:
+                        self._save_state()
+                    barrier()
+            if dist_info.is_main:
+                self._log_file.close()
+                if self._tb is not None:
+                    self._tb.close()
+                skipped = getattr(self.dataset, "skipped", [])
+                if skipped:
+                    self._log({"step": self.step, "data/skipped": [list(map(str, s)) for s in skipped[:20]]})
+            result.step, result.best = self.step, self.best
+            return result
+        finally:
+            close_distributed()
+
+
+def train(config: TrainConfig, run_dir: str | os.PathLike, **options: Any) -> TrainResult:
+    """Run :class:`Trainer` ``(config, run_dir, **options).fit()``."""
+    return Trainer(config, run_dir, **options).fit()
