@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..vit import create_vit, tokens_to_grid
+from ..vit import checkpointed_forward, checkpointing_active, create_vit, tokens_to_grid, vit_features
 from .config import DepthProConfig
 from .tiling import merge_tiles, split_tiles, tile_grid
 
@@ -68,6 +68,20 @@ class DepthProEncoder(nn.Module):
         _, stride = tile_grid(self.config.img_size, tile, overlap)
         return (tile - stride) // patch // 2
 
+    def _patch_tokens(self, tiles: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Patch-ViT tokens (N, 1 + G², C) and the hooked blocks' raw outputs as (N, C, G, G) maps.
+
+        With gradient checkpointing on (``patch_encoder.set_grad_checkpointing()``) the blocks are
+        recomputed in the backward pass, independently of whether the installed timm checkpoints
+        ``forward_intermediates``; otherwise timm's ``forward_intermediates`` runs (export path).
+        """
+        vit, hooks = self.patch_encoder, list(self.config.hook_block_ids)
+        if checkpointing_active(vit):
+            tokens, taken = checkpointed_forward(vit, tiles, hooks)
+            grid = self.config.patch_encoder.grid_size
+            return tokens, [tokens_to_grid(t, grid) for t in taken]
+        return vit.forward_intermediates(tiles, indices=hooks, norm=False, output_fmt="NCHW")
+
     def forward(self, x: Tensor) -> list[Tensor]:
         batch = x.shape[0]
         tile = self.config.tile_size
@@ -81,12 +95,7 @@ class DepthProEncoder(nn.Module):
         n0, n1 = tiles0.shape[0], tiles1.shape[0]
 
         # All 35·B tiles in one batch through the shared patch ViT.
-        tokens, (hook0, hook1) = self.patch_encoder.forward_intermediates(
-            torch.cat([tiles0, tiles1, x2], dim=0),
-            indices=list(self.config.hook_block_ids),
-            norm=False,
-            output_fmt="NCHW",
-        )
+        tokens, (hook0, hook1) = self._patch_tokens(torch.cat([tiles0, tiles1, x2], dim=0))
         features = tokens_to_grid(tokens, grid)
         pad0, pad1 = self._merge_padding(overlap0), self._merge_padding(overlap1)
         merged0 = merge_tiles(features[:n0], batch, pad0)
@@ -96,7 +105,7 @@ class DepthProEncoder(nn.Module):
         latent0 = merge_tiles(hook0[:n0], batch, pad0)
         latent1 = merge_tiles(hook1[:n0], batch, pad0)
 
-        global_features = tokens_to_grid(self.image_encoder.forward_features(x2), grid)
+        global_features = tokens_to_grid(vit_features(self.image_encoder, x2), grid)
         fused = self.fuse_lowres(
             torch.cat([self.upsample2(merged2), self.upsample_lowres(global_features)], dim=1)
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..vit import ViTConfig, create_vit, tokens_to_grid
+from ..vit import ViTConfig, create_vit, tokens_to_grid, vit_features
 from .encoder import resize
 
 __all__ = ["FOVNetwork"]
@@ -39,6 +39,6 @@ class FOVNetwork(nn.Module):
 
     def forward(self, x: Tensor, lowres: Tensor) -> Tensor:
         vit, project = self.encoder[0], self.encoder[1]
-        tokens = project(vit.forward_features(resize(x, scale_factor=0.25)))
+        tokens = project(vit_features(vit, resize(x, scale_factor=0.25)))
         features = tokens_to_grid(tokens, self.grid_size) + self.downsample(lowres.detach())
         return self.head(features).flatten()

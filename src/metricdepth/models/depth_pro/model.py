@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from ...inference import infer_canonical
@@ -18,7 +19,17 @@ from .encoder import DepthProEncoder
 from .fov import FOVNetwork
 from .loading import PretrainedMixin
 
-__all__ = ["DepthPro"]
+__all__ = ["PARAMETER_GROUPS", "VIT_PATHS", "DepthPro"]
+
+VIT_PATHS: dict[str, str] = {
+    "patch": "encoder.patch_encoder",
+    "image": "encoder.image_encoder",
+    "fov": "fov.encoder.0",
+}
+"""Module path of each ViT of :class:`DepthPro`, by the name :meth:`DepthPro.vits` gives it."""
+
+PARAMETER_GROUPS = ("encoder", "decoder", "fov_encoder", "fov_head")
+"""The groups of :meth:`DepthPro.parameter_groups`, in order."""
 
 
 class DepthPro(PretrainedMixin, nn.Module):
@@ -40,6 +51,9 @@ class DepthPro(PretrainedMixin, nn.Module):
         self.encoder = DepthProEncoder(self.config)
         f = self.config.decoder_features
         self.decoder = MultiresConvDecoder((f, *self.config.encoder_feature_dims), f)
+        # The coarsest fusion block gets no skip input, so its resnet1 (kept for the checkpoint layout)
+        # never runs: frozen, so that DDP without find_unused_parameters sees no unused parameter.
+        self.decoder.fusions[-1].resnet1.requires_grad_(False)
         self.head = nn.Sequential(
             nn.Conv2d(f, f // 2, kernel_size=3, padding=1),
             nn.ConvTranspose2d(f // 2, f // 2, kernel_size=2, stride=2, bias=True),
@@ -65,15 +79,20 @@ class DepthPro(PretrainedMixin, nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, *, with_fov: bool = True) -> tuple[Tensor, Tensor | None]:
         """Run the network.
 
         Args:
             x: (B, 3, S, S) image normalised to [-1, 1] (mean = std = 0.5), S = ``img_size``.
+            with_fov: run the FOV head. ``False`` skips it (None is returned for the FOV), to train
+                the depth network alone; the FOV head is trained afterwards on the frozen depth
+                network (paper §3.3). Under DDP also :meth:`freeze` the FOV groups, so that no
+                trainable parameter is left unused.
 
         Returns:
             canonical inverse depth (B, 1, S, S), non-negative, and the horizontal field of view
-            (B,) in degrees (None without FOV head). Metric inverse depth = canonical · W / f_px.
+            (B,) in degrees (None without FOV head or with ``with_fov=False``). Metric inverse
+            depth = canonical · W / f_px.
         """
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, self.img_size, self.img_size):
             raise ValueError(
@@ -81,8 +100,113 @@ class DepthPro(PretrainedMixin, nn.Module):
             )
         features, lowres = self.decoder(self.encoder(x))
         canonical_inverse_depth = self.head(features)
-        fov_deg = self.fov(x, lowres) if self.fov is not None else None
+        fov_deg = self.fov(x, lowres) if with_fov and self.fov is not None else None
         return canonical_inverse_depth, fov_deg
+
+    # --------------------------------------------------------------------- training
+    def vits(self) -> dict[str, VisionTransformer]:
+        """The ViTs by name: ``patch`` and ``image`` (depth encoder), ``fov`` (FOV head, if any)."""
+        return {
+            name: self.get_submodule(path)
+            for name, path in VIT_PATHS.items()
+            if name != "fov" or self.fov is not None
+        }
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the blocks of all ViTs in the backward pass (non-reentrant checkpoints).
+
+        Trades about one extra ViT forward for keeping only block inputs, not block activations;
+        gradients are unchanged. Has no effect without autograd (inference, ``torch.no_grad``).
+        """
+        for vit in self.vits().values():
+            vit.set_grad_checkpointing(enable)
+
+    def parameter_groups(self, *, trainable_only: bool = False) -> dict[str, list[tuple[str, nn.Parameter]]]:
+        """(name, parameter) pairs by module group, for per-group learning rates and freezing.
+
+        Groups (every parameter in exactly one; all four keys always present):
+
+        - ``encoder``: the patch and image ViTs (DINOv2-initialised; paper lr 1.28e-5);
+        - ``decoder``: the rest of the depth network: the encoder's projections, upsamplers and
+          low-resolution fusion, the decoder and the depth head (paper lr 1.28e-4);
+        - ``fov_encoder``: the FOV head's ViT;
+        - ``fov_head``: the rest of the FOV head (token projection, downsampling of the depth
+          features, head). Both FOV groups are empty without FOV head.
+
+        Args:
+            trainable_only: leave out parameters with ``requires_grad=False`` (e.g. frozen
+                LayerNorms), as an optimiser wants them.
+        """
+        vits = self.vits()
+        owner: dict[int, str] = {}
+        for group, names in (("encoder", ("patch", "image")), ("fov_encoder", ("fov",))):
+            for name in names:
+                if name in vits:
+                    owner.update(dict.fromkeys(map(id, vits[name].parameters()), group))
+        if self.fov is not None:
+            for p in self.fov.parameters():
+                owner.setdefault(id(p), "fov_head")
+        groups: dict[str, list[tuple[str, nn.Parameter]]] = {g: [] for g in PARAMETER_GROUPS}
+        for name, p in self.named_parameters():
+            if p.requires_grad or not trainable_only:
+                groups[owner.get(id(p), "decoder")].append((name, p))
+        return groups
+
+    def freeze(self, *groups: str) -> list[str]:
+        """Set ``requires_grad=False`` on the parameters of the :meth:`parameter_groups` ``groups``.
+
+        DDP (without ``find_unused_parameters``) needs every trainable parameter to get a gradient
+        in every step. Training the depth network alone (``forward(x, with_fov=False)``) therefore
+        needs ``freeze("fov_encoder", "fov_head")`` first; training the FOV head afterwards on the
+        frozen depth network (paper §3.3) needs ``freeze("encoder", "decoder")``. Freeze before
+        wrapping the model in DDP and before building the optimiser.
+
+        Returns:
+            the names of the frozen parameters.
+        """
+        unknown = set(groups) - set(PARAMETER_GROUPS)
+        if unknown:
+            raise ValueError(f"unknown parameter groups {sorted(unknown)}; choose from {PARAMETER_GROUPS}")
+        named = self.parameter_groups()
+        frozen = [(name, p) for group in groups for name, p in named[group]]
+        for _, p in frozen:
+            p.requires_grad_(False)
+        return [name for name, _ in frozen]
+
+    def layernorm_parameters(
+        self, which: Sequence[str] = ("patch", "image", "fov")
+    ) -> list[tuple[str, nn.Parameter]]:
+        """(name, parameter) of the LayerNorm weights and biases (blocks' norm1/norm2, final norm) of
+        the ViTs ``which`` (names as in :meth:`vits`; ``fov`` is skipped without FOV head)."""
+        unknown = set(which) - set(VIT_PATHS)
+        if unknown:
+            raise ValueError(f"unknown ViT names {sorted(unknown)}; choose from {list(VIT_PATHS)}")
+        vits = self.vits()
+        found = []
+        for name in which:
+            if name not in vits:
+                continue
+            for module_name, module in vits[name].named_modules():
+                if isinstance(module, nn.LayerNorm):
+                    for param_name, p in module.named_parameters(recurse=False):
+                        found.append((f"{VIT_PATHS[name]}.{module_name}.{param_name}", p))
+        return found
+
+    def freeze_layernorms(self, which: Sequence[str] = ("patch", "image", "fov")) -> list[str]:
+        """Set ``requires_grad=False`` on the LayerNorms of the pretrained ViTs ``which``.
+
+        The paper keeps the pretrained (DINOv2) LayerNorms frozen while fine-tuning (Tab. 16).
+        Call it after loading the encoder weights and before building the optimiser (pass
+        ``parameter_groups(trainable_only=True)``); under DDP, before wrapping the model. LayerNorm
+        has no running statistics, so ``train()``/``eval()`` does not matter for it.
+
+        Returns:
+            the names of the frozen parameters.
+        """
+        frozen = self.layernorm_parameters(which)
+        for _, p in frozen:
+            p.requires_grad_(False)
+        return [name for name, _ in frozen]
 
     # -------------------------------------------------------------------- inference
     def infer(
