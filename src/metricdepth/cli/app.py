@@ -506,5 +506,141 @@ def synth(
             say(f"wrote {count} samples to ", str(out_dir))
 
 
+def _train_command(
+    config: str | None,
+    overrides: list[str],
+    out: Path | None,
+    resume: bool,
+    max_steps: int | None,
+    checkpoint_every: int | None,
+    init: str | None,
+    list_configs: bool,
+    task: str | None,
+) -> None:
+    """Shared by ``train`` and ``train-fov``: parse, check, run the library's trainer, report."""
+    try:
+        from ..train.config import ConfigError, load_config
+        from ..train.config import list_configs as shipped
+    except ImportError as err:
+        _fail(f"training needs the [train] extra ({err.name} is missing): pip install 'metricdepth[train]'")
+    if list_configs:
+        for name, description in shipped().items():
+            say((name, "bold"), "  ", description)
+        return
+    if config is None:
+        _fail("give a CONFIG (a YAML file or a shipped name: metricdepth train --list-configs)")
+    if out is None:
+        _fail("give the run folder with -o RUN_DIR")
+    for value, option in ((max_steps, "--max-steps"), (checkpoint_every, "--checkpoint-every")):
+        if value is not None and value < 1:
+            _fail(f"{option} must be a positive number of steps")
+    if task is not None:
+        overrides = [*overrides, f"run.task={task}"]
+    try:
+        train_config = load_config(config, overrides)
+    except ConfigError as err:
+        _fail(str(err))
+    _writable_dir(out, "-o")
+
+    from ..train import RunExistsError, Trainer
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    total = min(max_steps or train_config.run.steps, train_config.run.steps)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_signals_as_exit())
+        progress = stack.enter_context(_progress()) if is_main else None
+        bar = progress.add_task("training", total=total) if progress is not None else None
+
+        def on_log(record: dict) -> None:
+            if progress is None:
+                return
+            if "loss" in record:
+                progress.update(
+                    bar, completed=record["step"], description=f"training  loss {record['loss']:.4f}"
+                )
+            elif any(key.startswith("val/") for key in record):
+                shown = {k[4:]: v for k, v in record.items() if k.startswith("val/") and "/" not in k[4:]}
+                text = "  ".join(f"{k} {v:.4f}" for k, v in shown.items() if isinstance(v, float))
+                progress.console.print(Text(f"step {record['step']}: validation  {text}"))
+
+        trainer = Trainer(
+            train_config,
+            out,
+            resume=resume,
+            max_steps=max_steps,
+            checkpoint_every=checkpoint_every,
+            init=init,
+            on_log=on_log,
+        )
+        try:
+            result = trainer.fit()
+        except (RunExistsError, FileNotFoundError, ValueError) as err:
+            if progress is not None:
+                progress.stop()
+            _fail(str(err))
+    if is_main:
+        say(
+            f"stopped at step {result.step}{' (distributed)' if distributed else ''}; weights in ",
+            str(out / "last"),
+        )
+        if result.best is not None:
+            best = result.best
+            say(f"best {best['metric']} {best['value']:.4f} at step {best['step']}: ", str(out / "best"))
+
+
+_CONFIG_ARG = typer.Argument(help="A YAML config file or a shipped config name (see --list-configs).")
+_OVERRIDES_ARG = typer.Argument(
+    help="KEY=VALUE overrides of the config, e.g. optim.lr_decoder=1e-4 run.steps=500."
+)
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    config: Annotated[str | None, _CONFIG_ARG] = None,
+    overrides: Annotated[list[str] | None, _OVERRIDES_ARG] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="The run folder.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in -o exactly where it stopped.")
+    ] = False,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this step (the schedule still spans run.steps).")
+    ] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Save RUN/last every N steps.")] = None,
+    init: Annotated[
+        str | None, typer.Option(help="Start from these Depth Pro weights (file, RUN/last, Hub id).")
+    ] = None,
+    list_configs: Annotated[bool, typer.Option("--list-configs", help="List the shipped configs.")] = False,
+) -> None:
+    """Train Depth Pro (also under torchrun --nproc_per_node N -m metricdepth train ...)."""
+    _train_command(
+        config, overrides or [], out, resume, max_steps, checkpoint_every, init, list_configs, None
+    )
+
+
+@app.command("train-fov")
+def train_fov(
+    config: Annotated[str | None, _CONFIG_ARG] = None,
+    overrides: Annotated[list[str] | None, _OVERRIDES_ARG] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="The run folder.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in -o exactly where it stopped.")
+    ] = False,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this step (the schedule still spans run.steps).")
+    ] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Save RUN/last every N steps.")] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(help="The trained depth network to add the FOV head to (RUN/last, file, Hub id)."),
+    ] = None,
+    list_configs: Annotated[bool, typer.Option("--list-configs", help="List the shipped configs.")] = False,
+) -> None:
+    """Train the FOV head alone on a frozen depth network (run.task=fov)."""
+    _train_command(
+        config, overrides or [], out, resume, max_steps, checkpoint_every, init, list_configs, "fov"
+    )
+
+
 def main() -> None:
     app()

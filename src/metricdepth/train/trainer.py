@@ -328,6 +328,7 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip > 0 else math.inf)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.step_lrs = {f"lr/{g['name']}": g["lr"] for g in self.optimizer.param_groups}  # this step's
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model, step=self.step + 1)
@@ -361,7 +362,7 @@ class Trainer:
                         "step": self.step,
                         "loss": float(loss),
                         "grad_norm": float(grad_norm),
-                        **{f"lr/{g['name']}": g["lr"] for g in self.optimizer.param_groups},
+                        **self.step_lrs,
                         **{f"loss/{k}": v for k, v in logs.items()},
                         "steps_per_s": timed_steps / elapsed if elapsed > 0 else 0.0,
                     }

@@ -1,0 +1,5 @@
+"""``python -m metricdepth`` (and ``torchrun ... -m metricdepth train ...``) runs the command line."""
+
+from .cli import main
+
+main()
