@@ -236,6 +236,19 @@ def test_cli_train_then_predict(synth_folder, tmp_path):
     assert again.returncode == 2 and "--resume" in again.stderr
     bad = cli("train", "tiny-synthetic", "-o", "x", "run.stepz=2", cwd=tmp_path)
     assert bad.returncode == 2 and "run.stepz" in bad.stderr and not (tmp_path / "x").exists()
+    fov = cli(
+        "train-fov",
+        "tiny-synthetic",
+        "-o",
+        "fov",
+        "--init",
+        "run/last",
+        *fast(synth_folder, "run.steps=1"),
+        cwd=tmp_path,
+    )
+    assert fov.returncode == 0, fov.stderr
+    saved = (tmp_path / "fov" / "config.yaml").read_text()
+    assert "task: fov" in saved and str(synth_folder) in saved
     listed = cli("train", "--list-configs", cwd=tmp_path)
     assert all(name in listed.stderr for name in REQUIRED_CONFIGS)
 
@@ -319,3 +332,60 @@ def initial_weights() -> dict[str, torch.Tensor]:
 
     torch.manual_seed(0)
     return DepthPro(DepthProConfig.preset("tiny")).state_dict()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("run.precision=bf16",),
+        ("run.precision=fp16",),
+        ("model.grad_checkpointing=true", "run.ema=0.5"),
+    ],
+)
+def test_precisions_checkpointing_and_ema_train(synth_folder, tmp_path, extra):
+    config = load_config("tiny-synthetic", fast(synth_folder, "run.steps=2", *extra))
+    result = Trainer(config, tmp_path / "run").fit()
+    losses = [r["loss"] for r in result.history if "loss" in r]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+    state = torch.load(tmp_path / "run" / "last" / "training_state.pt", weights_only=True)
+    assert state["step"] == 2 and (state["ema"] is not None) == ("run.ema=0.5" in extra)
+
+
+def test_encoders_start_from_a_local_dinov2_file(synth_folder, tmp_path):
+    """model.init=FILE: patch-14 DINOv2 weights resampled into every ViT; pretrained LayerNorms frozen."""
+    from safetensors.torch import save_file
+    from timm.models.vision_transformer import VisionTransformer
+
+    from metricdepth.train.tasks import DepthTask
+
+    torch.manual_seed(1)
+    source = VisionTransformer(
+        img_size=224, patch_size=14, embed_dim=64, depth=4, num_heads=2, init_values=1e-5, num_classes=0
+    )
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, tmp_path / "dinov2.safetensors")
+    config = load_config(
+        "tiny-synthetic", fast(synth_folder, f"model.init={tmp_path / 'dinov2.safetensors'}")
+    )
+    model = DepthTask().build_model(config)
+    block = source.blocks[2].mlp.fc1.weight
+    assert torch.equal(model.encoder.patch_encoder.blocks[2].mlp.fc1.weight, block)
+    assert torch.equal(model.encoder.image_encoder.blocks[2].mlp.fc1.weight, block)
+    norms = [p for name, p in model.encoder.patch_encoder.named_parameters() if "norm" in name]
+    assert norms and not any(p.requires_grad for p in norms)
+    assert model.encoder.patch_encoder.blocks[2].mlp.fc1.weight.requires_grad
+
+
+def test_fov_data_may_come_from_exif_focal_lengths(tmp_path):
+    """A photo collection whose only focal label is EXIF serves FOV training with use_exif (and only then)."""
+    import numpy as np
+
+    from metricdepth.train.config import AugmentConfig, DatasetConfig
+    from metricdepth.train.data import MixtureDataset
+
+    photo = {"name": "p", "image": np.zeros((48, 64, 3), np.uint8), "exif_focal_px": 50.0}
+    config = DatasetConfig(source="photos=x", kind="metric", use_exif=True)
+    item = MixtureDataset([config], 64, AugmentConfig(), fov=True, datasets=[[photo]])[0]
+    assert 0 < item["fov_deg"] < 180 and not item["valid"].any()
+    without = DatasetConfig(source="photos=x", kind="metric")
+    with pytest.raises(RuntimeError):
+        MixtureDataset([without], 64, AugmentConfig(), fov=True, datasets=[[photo]])[0]

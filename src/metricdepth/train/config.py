@@ -75,6 +75,9 @@ class DatasetConfig:
     trim: float | None = None  # None: 0.2 for real data (metric, relative), 0 for synthetic (the paper)
     name: str | None = None  # label in logs; default: derived from the source
     losses: dict[str, float] = field(default_factory=dict)  # this dataset's terms; empty: loss.<kind>
+    # Take an image's EXIF 35 mm focal length as its focal label where K is unknown (photo
+    # collections for the FOV head); off by default: EXIF is metadata, not ground truth.
+    use_exif: bool = False
     synthetic: SyntheticSourceConfig = field(default_factory=SyntheticSourceConfig)
 
 

@@ -488,14 +488,17 @@ class MixtureDataset(torch.utils.data.Dataset):
             sample = self.datasets[source][index]
             name = sample.get("name", name)
             kind = self.configs[source].kind
-            if (self.fov or kind in ("metric", "synthetic")) and sample_focal_px(sample) is None:
+            use_exif = self.configs[source].use_exif
+            if (self.fov or kind in ("metric", "synthetic")) and sample_focal_px(
+                sample, use_exif=use_exif
+            ) is None:
                 return None, name, "no focal length (K or focal_px)"
             depth = sample.get("depth")
             if not self.fov and (
                 depth is None or not canonical_target(depth, sample.get("valid"), None)[1].any()
             ):
                 return None, name, "no valid depth"
-            item = augment(sample, self.size, self.augment, rng, metric=kind != "relative")
+            item = augment(sample, self.size, self.augment, rng, metric=kind != "relative", use_exif=use_exif)
         except Exception as err:  # unreadable or unusable: redrawn, and recorded
             return None, name, f"{type(err).__name__}: {err}"
         if not self.fov and not item["valid"].any():

@@ -68,8 +68,13 @@ class DepthObjective(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         pred, _ = self.model(batch["image"], with_fov=False)
-        pred = pred.float()
-        target, valid = batch["target"], batch["valid"]
+        with torch.autocast(
+            pred.device.type, enabled=False
+        ):  # losses in float32, whatever the network ran in
+            return self._loss(pred.float(), batch)
+
+    def _loss(self, pred: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        target, valid = batch["target"].float(), batch["valid"]
         sources, trims = batch["source"].tolist(), batch["trim"].tolist()
         total = pred.new_zeros(())
         sums: dict[str, float] = {}
@@ -112,8 +117,12 @@ class FOVObjective(nn.Module):
         x = batch["image"]
         with torch.no_grad():
             _, lowres = self.model.decoder(self.model.encoder(x))
-        fov = self.model.fov(x, lowres).float()
-        target = batch["fov_deg"].to(fov)
+        fov = self.model.fov(x, lowres)
+        with torch.autocast(fov.device.type, enabled=False):
+            return self._loss(fov.float(), batch["fov_deg"])
+
+    def _loss(self, fov: Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
+        target = target.to(fov)
         known = torch.isfinite(target)
         error = torch.where(known, fov - torch.where(known, target, 0.0), 0.0)
         loss = self.weight * (error**2).sum() / max(len(target), 1)

@@ -319,8 +319,10 @@ class Trainer:
         )
         with autocast:
             loss, logs = self.wrapped(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {self.step + 1}: the loss is {float(loss)}; stopping the run")
+        if not torch.isfinite(loss) and not self.scaler.is_enabled():  # fp16: the scaler skips the step
+            raise FloatingPointError(
+                f"step {self.step + 1}: the loss is {float(loss.detach())}; stopping the run"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
