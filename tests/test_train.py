@@ -389,3 +389,29 @@ def test_fov_data_may_come_from_exif_focal_lengths(tmp_path):
     without = DatasetConfig(source="photos=x", kind="metric")
     with pytest.raises(RuntimeError):
         MixtureDataset([without], 64, AugmentConfig(), fov=True, datasets=[[photo]])[0]
+
+
+def test_resume_refuses_a_changed_run_and_a_finished_one(synth_folder, tmp_path):
+    config = load_config("tiny-synthetic", fast(synth_folder, "run.steps=2"))
+    Trainer(config, tmp_path / "run").fit()
+    (tmp_path / "run" / "log.jsonl").open("a").write('{"step": 3, "loss": 0.')  # a line cut by a kill
+    changed = load_config("tiny-synthetic", fast(synth_folder, "run.steps=4", "optim.lr_decoder=5e-4"))
+    with pytest.raises(ValueError, match=r"optim\.lr_decoder") as err:
+        Trainer(changed, tmp_path / "run", resume=True).fit()
+    assert "run.steps" not in str(err.value).split("(only")[0] or "run.steps" in str(err.value)
+    with pytest.raises(ValueError, match="already the end"):
+        Trainer(config, tmp_path / "run", resume=True).fit()
+    harmless = load_config("tiny-synthetic", fast(synth_folder, "run.steps=2", "run.log_every=5"))
+    with pytest.raises(ValueError, match="already the end"):  # allowed change, then the step check
+        Trainer(harmless, tmp_path / "run", resume=True).fit()
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        Trainer(config, tmp_path / "empty", resume=True).fit()
+
+
+def test_later_stages_need_weights_and_test_splits_are_refused(synth_folder, tmp_path):
+    stage2 = load_config("tiny-synthetic-stage2", fast(synth_folder, "run.steps=1"))
+    with pytest.raises(ValueError, match="--init"):
+        Trainer(stage2, tmp_path / "s2").fit()
+    nyu = load_config("tiny-synthetic", fast(synth_folder, f"data.datasets.0.source=nyu={tmp_path}"))
+    with pytest.raises(ValueError, match="test split"):
+        Trainer(nyu, tmp_path / "nyu").fit()

@@ -405,7 +405,7 @@ def test_open_source_names_the_spec(tmp_path):
     with pytest.raises(ValueError, match="bogus=x"):
         open_source(DatasetConfig(source="bogus=x", kind="metric"))
     synthetic = SyntheticSourceConfig(size_range=[40, 50], families=["room"], seed=4, length=7)
-    dataset = open_source(DatasetConfig(synthetic=synthetic))
+    dataset = open_source(DatasetConfig(source="synthetic", synthetic=synthetic))
     assert isinstance(dataset, SyntheticScenes) and len(dataset) == 7
     assert dataset.size_range == (40, 50) and dataset.families == ("room",) and dataset.seed == 4
 
@@ -458,7 +458,7 @@ def test_step_sampler_resume_is_exact():
 
 def test_dataloader_batches_synthetic_scenes():
     synthetic = SyntheticSourceConfig(size_range=[48, 80], seed=2, length=1000)
-    mixture = MixtureDataset([DatasetConfig(synthetic=synthetic)], 32, AugmentConfig(), seed=3)
+    mixture = MixtureDataset([DatasetConfig(source="synthetic", synthetic=synthetic)], 32, AugmentConfig(), seed=3)
     loader = torch.utils.data.DataLoader(
         mixture, batch_size=3, sampler=StepSampler(3, steps=1), num_workers=0
     )

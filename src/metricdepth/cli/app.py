@@ -542,6 +542,7 @@ def _train_command(
         _fail(str(err))
     _writable_dir(out, "-o")
 
+    from ..models.depth_pro.weights import CheckpointError
     from ..train import RunExistsError, Trainer
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -575,10 +576,21 @@ def _train_command(
         )
         try:
             result = trainer.fit()
-        except (RunExistsError, FileNotFoundError, ValueError) as err:
+        except (RunExistsError, ConfigError) as err:  # usage: the run folder or the config
             if progress is not None:
                 progress.stop()
             _fail(str(err))
+        except (
+            CheckpointError,
+            OSError,
+            ValueError,
+            RuntimeError,
+            FloatingPointError,
+        ) as err:  # data, numerics
+            if progress is not None:
+                progress.stop()
+            say(("error:", "red"), " ", str(err))
+            raise typer.Exit(1) from None
     if is_main:
         say(
             f"stopped at step {result.step}{' (distributed)' if distributed else ''}; weights in ",

@@ -2,9 +2,10 @@
 
 A run's config is one :class:`TrainConfig`. Files may set any subset of its fields; unknown keys and
 values of the wrong type are rejected with a message naming the key. Shipped configs
-(``metricdepth train --list-configs``) live in ``metricdepth/train/configs/NAME.yaml``; a file may
-start from one with ``base: NAME`` and override fields. Command-line ``key=value`` overrides use
-OmegaConf's dotted syntax (``optim.lr_decoder=1e-4``, ``data.datasets.0.weight=2``).
+(``metricdepth train --list-configs``) live in ``metricdepth/train/configs/NAME.yaml``: copy one to
+start your own. Command-line ``key=value`` overrides use OmegaConf's dotted syntax and value grammar
+(``optim.lr_decoder=1e-4``, ``data.datasets.0.weight=2``, ``loss.synthetic={mae: 1, mage: 0.5}``
+replaces a dict, ``data.datasets=[{source: folder=a, kind: metric}, {source: synthetic}]`` a list).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class ModelConfig:
     fov_head: bool = True
     grad_checkpointing: bool = False
     freeze_layernorm: bool = True  # the paper freezes the pretrained LayerNorms
+    require_weights: bool = False  # a later stage: refuse to start without model.weights / --init
 
 
 @dataclass
@@ -192,7 +194,7 @@ class ValidationConfig:
 
     datasets: list[DatasetConfig] = field(default_factory=list)
     every: int = 500
-    metric: str = "delta1"  # delta1, abs_rel, boundary_f1, ... (fov runs: delta25, delta50)
+    metric: str = "d1"  # d1, abs_rel, boundary_f1, ... (fov runs: focal_delta25, focal_delta50)
     max_samples: int = 64
     alignment: str = "none"  # relative models: lstsq-disparity (scale and shift in inverse depth), median
 
@@ -246,7 +248,7 @@ def load_config(name_or_path: str | os.PathLike, overrides: list[str] | tuple[st
     Raises:
         ConfigError: unreadable YAML, unknown keys, wrong types or bad values, naming the key.
     """
-    from omegaconf import OmegaConf
+    from omegaconf import ListConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     text, origin = _config_text(name_or_path)
@@ -260,7 +262,13 @@ def load_config(name_or_path: str | os.PathLike, overrides: list[str] | tuple[st
                 raise ConfigError(f"override {item!r}: expected KEY=VALUE (e.g. optim.lr_decoder=1e-4)")
             value = OmegaConf.from_dotlist([f"value={text}"])["value"]  # OmegaConf's value grammar
             try:
-                OmegaConf.update(merged, key, value, merge=False)
+                indexed = any(part.isdigit() for part in key.split("."))
+                if (
+                    isinstance(value, ListConfig) and not indexed
+                ):  # e.g. a list of datasets, checked one by one
+                    merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+                else:
+                    OmegaConf.update(merged, key, value, merge=False)
             except OmegaConfBaseException as err:
                 raise ConfigError(f"override {item!r}: {_omegaconf_message(err)}") from None
             except (IndexError, KeyError, ValueError, AttributeError):
@@ -366,6 +374,10 @@ def check_config(config: TrainConfig, origin: str = "config") -> None:
     from ..alignment import ALIGNMENTS
 
     _check(config.val.alignment in ALIGNMENTS, origin, "val.alignment", f"choose {', '.join(ALIGNMENTS)}")
+    from ..metrics.depth import METRIC_NAMES
+
+    measured = (*METRIC_NAMES, "boundary_f1", "boundary_recall", "focal_delta25", "focal_delta50")
+    _check(config.val.metric in measured, origin, "val.metric", f"choose one of {', '.join(measured)}")
     _check(config.val.every > 0 and config.val.max_samples > 0, origin, "val", "every, max_samples > 0")
     if run.task == "fov":
         _check(config.model.fov_head, origin, "model.fov_head", "a fov run needs the FOV head")

@@ -366,6 +366,7 @@ def open_source(config: DatasetConfig) -> Any:
             )
         from ..evaluation.protocols import open_benchmark
 
+        refuse_test_split(spec, "training")
         return open_benchmark(spec).dataset
     except (ValueError, TypeError) as err:
         if spec in str(err):
@@ -375,6 +376,27 @@ def open_source(config: DatasetConfig) -> Any:
         raise FileNotFoundError(f"training dataset {spec!r}: {err}") from err
     except OSError as err:
         raise OSError(f"training dataset {spec!r}: {err}") from err
+
+
+def refuse_test_split(spec: str, use: str) -> None:
+    """ValueError if the benchmark ``spec`` would read a test split (given, or the reader's default):
+    training and validation data must never be the split results are reported on."""
+    import inspect
+
+    from ..evaluation.protocols import BENCHMARKS, parse_benchmark_arg
+
+    name, _, options = parse_benchmark_arg(spec)
+    benchmark = BENCHMARKS.get(name)
+    if benchmark is None or "split" not in (benchmark.reader_options() or ()):
+        return
+    default = inspect.signature(benchmark.reader_class().__init__).parameters["split"].default
+    split = options.get("split", benchmark.options.get("split", default))
+    if isinstance(split, str) and split.lower() == "test":
+        how = "as given" if "split" in options else "the reader's default"
+        raise ValueError(
+            f"dataset {spec!r}: {use} would read the {name} test split ({how}); "
+            f"name another split, e.g. {spec},split=train"
+        )
 
 
 class MixtureDataset(torch.utils.data.Dataset):
@@ -519,7 +541,13 @@ class MixtureDataset(torch.utils.data.Dataset):
                 self._record(source, name, reason)
                 failures.append(f"{self._names[source]}/{name} ({reason})")
                 continue
-            item.update(kind=self.kinds[source], source=source, trim=self.trims[source], position=position)
+            item.update(
+                kind=self.kinds[source],
+                source=source,
+                trim=self.trims[source],
+                position=position,
+                redrawn=attempt,
+            )
             return item
         raise RuntimeError(
             f"position {position}: no usable sample in {MAX_ATTEMPTS} draws: " + "; ".join(failures)

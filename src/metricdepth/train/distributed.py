@@ -7,6 +7,7 @@ process's device. Without them the run is one process and nothing distributed is
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -44,12 +45,20 @@ def init_distributed(device: str = "auto") -> DistInfo:
         resolved = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     else:
         resolved = resolve_device(device)
+    if world_size > 1 and resolved.type == "cuda" and resolved.index is not None:
+        raise ValueError(
+            f"run.device={device} under torchrun would put every process on one GPU; use cuda or auto "
+            "(each process takes the GPU of its LOCAL_RANK)"
+        )
     if resolved.type == "cuda" and resolved.index is None:
         resolved = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo")
+        # A long timeout: rank 0 validates and saves while the others wait at a barrier.
+        dist.init_process_group(
+            backend="nccl" if resolved.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=2)
+        )
     return DistInfo(rank, world_size, local_rank, resolved)
 
 

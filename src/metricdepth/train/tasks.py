@@ -18,9 +18,11 @@ from .config import OptimConfig, TrainConfig
 __all__ = ["DepthTask", "FOVTask", "Task", "build_depth_pro", "task_for"]
 
 
-def build_depth_pro(config: TrainConfig, *, init: str | None = None) -> nn.Module:
+def build_depth_pro(config: TrainConfig, *, init: str | None = None, load_weights: bool = True) -> nn.Module:
     """The Depth Pro network a run starts from: a checkpoint (``init`` or ``model.weights``), else the
-    preset with DINOv2 or random encoders. fp32 on the CPU; the trainer moves it."""
+    preset with DINOv2 (``model.init: dinov2``, from the Hub) or random encoders. fp32 on the CPU;
+    the trainer moves it. ``load_weights=False`` builds the same architecture, with the same frozen
+    parameters, without reading any weights (a resumed run loads its own)."""
     from ..models.depth_pro import DepthPro, DepthProConfig
     from ..models.depth_pro.init import init_encoders
 
@@ -31,7 +33,15 @@ def build_depth_pro(config: TrainConfig, *, init: str | None = None) -> nn.Modul
         import dataclasses
 
         preset = dataclasses.replace(preset, fov_encoder=None)
-    if weights:
+    if model_config.require_weights and not weights:
+        raise ValueError(
+            "this config continues a trained network (model.require_weights): give its weights with "
+            "--init RUN/last (or model.weights=...)"
+        )
+    pretrained = bool(weights) or model_config.init != "random"
+    if not load_weights:
+        model = DepthPro(preset)
+    elif weights:
         model = DepthPro.from_pretrained(weights, device="cpu", precision="fp32")
         if model.config.img_size != preset.img_size:
             raise ValueError(
@@ -43,8 +53,8 @@ def build_depth_pro(config: TrainConfig, *, init: str | None = None) -> nn.Modul
     else:
         model = DepthPro(preset)
         if model_config.init != "random":
-            init_encoders(model, model_config.init)
-    if model_config.freeze_layernorm and (weights or model_config.init != "random"):
+            init_encoders(model, "hub" if model_config.init in ("dinov2", "hub") else model_config.init)
+    if model_config.freeze_layernorm and pretrained:
         model.freeze_layernorms()
     if model_config.grad_checkpointing:
         model.set_grad_checkpointing(True)
@@ -67,7 +77,10 @@ class Task:
 
     name = "task"
 
-    def build_model(self, config: TrainConfig, *, init: str | None = None) -> nn.Module:
+    def build_model(
+        self, config: TrainConfig, *, init: str | None = None, load_weights: bool = True
+    ) -> nn.Module:
+        """The model to train; ``load_weights=False``: the architecture only (resume)."""
         raise NotImplementedError
 
     def objective(self, model: nn.Module, config: TrainConfig) -> nn.Module:
@@ -101,8 +114,10 @@ class DepthTask(Task):
 
     name = "depth"
 
-    def build_model(self, config: TrainConfig, *, init: str | None = None) -> nn.Module:
-        model = build_depth_pro(config, init=init)
+    def build_model(
+        self, config: TrainConfig, *, init: str | None = None, load_weights: bool = True
+    ) -> nn.Module:
+        model = build_depth_pro(config, init=init, load_weights=load_weights)
         if model.fov is not None:
             model.fov.requires_grad_(False)
         return model
@@ -126,8 +141,10 @@ class FOVTask(Task):
 
     name = "fov"
 
-    def build_model(self, config: TrainConfig, *, init: str | None = None) -> nn.Module:
-        model = build_depth_pro(config, init=init)
+    def build_model(
+        self, config: TrainConfig, *, init: str | None = None, load_weights: bool = True
+    ) -> nn.Module:
+        model = build_depth_pro(config, init=init, load_weights=load_weights)
         frozen_names = ("encoder", "decoder")
         groups = model.parameter_groups()
         for name in frozen_names:

@@ -148,7 +148,10 @@ class Trainer:
         self.device = dist_info.device
         torch.manual_seed(run.seed)  # the same initial weights in every process
         random.seed(run.seed)
-        self.model = self.task.build_model(config, init=self.init).to(self.device)
+        # A resumed run takes its weights from the training state: nothing is downloaded again.
+        self.model = self.task.build_model(config, init=self.init, load_weights=not self.resume).to(
+            self.device
+        )
         self.objective = self.task.objective(self.model, config).to(self.device)
         if dist_info.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -179,6 +182,11 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         if self.resume:
             self._load_state(self.run_dir / "last" / "training_state.pt")
+            if self.step >= self.end_step:
+                raise ValueError(
+                    f"{self.run_dir}: the run is at step {self.step}, which is already the end "
+                    f"({'--max-steps' if self.end_step < run.steps else 'run.steps'} = {self.end_step})"
+                )
         self.global_batch = run.batch_size
         self.local_batch = run.batch_size // dist_info.world_size
 
@@ -203,6 +211,9 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
             prefetch_factor=2 if workers else None,
+            # Its own generator: the loader's base seed must not draw from the global RNG, whose
+            # state belongs to the model (exact resume).
+            generator=torch.Generator().manual_seed(self.config.run.seed),
         )
 
     # ------------------------------------------------------------ checkpoints
@@ -226,18 +237,22 @@ class Trainer:
             "best": self.best,
             "config": config_to_yaml(self.config),
         }
+        # Weights first, then the state: wherever a state exists, its weights exist too (the state is
+        # what a resume reads; RUN/last never holds only the .pt that from_pretrained would pick up).
+        self.task.save_weights(self._weights_module(), last / "model.safetensors")
         with atomic_path(last / "training_state.pt") as tmp:
             torch.save(state, tmp)
-        self.task.save_weights(self._weights_module(), last / "model.safetensors")
 
     def _load_state(self, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{path}: not a metricdepth training state")
-        if state["data"]["global_batch"] != self.config.run.batch_size:
+        changed = config_changes(state["config"], self.config)
+        if changed:
             raise ValueError(
-                f"{path}: the run used run.batch_size {state['data']['global_batch']}, the config says "
-                f"{self.config.run.batch_size}: an exact resume needs the same global batch"
+                f"{path}: the config differs from the run's in {', '.join(changed)}; an exact resume needs "
+                f"the same run (only {', '.join(RESUMABLE_CHANGES)} may change). Start a new run with "
+                "--init RUN/last to continue with other settings"
             )
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
@@ -287,7 +302,7 @@ class Trainer:
         log = self.run_dir / "log.jsonl"
         kept = []
         if self.resume and log.is_file():  # drop what was logged after the checkpoint we resume from
-            kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+            kept = [line for line in log.read_text().splitlines() if _logged_step(line) <= self.step]
         with atomic_path(log) as tmp:
             tmp.write_text("".join(line + "\n" for line in kept))
         self._log_file = log.open("a")
@@ -346,14 +361,15 @@ class Trainer:
             result = TrainResult(self.run_dir, self.step, self.best)
             if dist_info.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                if not self.resume or not (self.run_dir / "config.yaml").exists():
-                    with atomic_path(self.run_dir / "config.yaml") as tmp:
-                        tmp.write_text(config_to_yaml(self.config))
+                with atomic_path(self.run_dir / "config.yaml") as tmp:
+                    tmp.write_text(config_to_yaml(self.config))
                 self._open_logs()
             self.objective.train()
             every = self.config.run.log_every
             started, timed_steps = time.perf_counter(), 0
+            redrawn = 0  # samples replaced by another draw (unreadable, no depth, no focal): see warnings
             for batch in self._loader():
+                redrawn += int(batch.pop("redrawn").sum()) if "redrawn" in batch else 0
                 loss, logs, grad_norm = self._train_step(batch)
                 self.step += 1
                 timed_steps += 1
@@ -378,21 +394,78 @@ class Trainer:
                         record = {"step": self.step, **{f"val/{k}": v for k, v in metrics.items()}}
                         self._log(record)
                         result.history.append(record)
+                if self.step % self.config.val.every == 0 or at_end:
+                    barrier()  # the other processes wait here, not inside the next all-reduce
                 if self.step % self.checkpoint_every == 0 or at_end:
                     if dist_info.is_main:
                         self._save_state()
                     barrier()
             if dist_info.is_main:
+                if redrawn:
+                    self._log({"step": self.step, "data/redrawn": redrawn})
                 self._log_file.close()
                 if self._tb is not None:
                     self._tb.close()
-                skipped = getattr(self.dataset, "skipped", [])
-                if skipped:
-                    self._log({"step": self.step, "data/skipped": [list(map(str, s)) for s in skipped[:20]]})
             result.step, result.best = self.step, self.best
             return result
         finally:
             close_distributed()
+
+
+RESUMABLE_CHANGES = (
+    "val.*",
+    "run.log_every",
+    "run.checkpoint_every",
+    "run.device",
+    "data.num_workers",
+    "model.weights",
+    "model.init",
+    "description",
+)
+"""Config keys a resumed run may change: they do not alter what is trained."""
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out or {prefix[:-1]: {}}
+    if isinstance(value, list):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}{index}."))
+        return out or {prefix[:-1]: []}
+    return {prefix[:-1]: value}
+
+
+def config_changes(saved_yaml: str, config: TrainConfig) -> list[str]:
+    """Keys whose values differ between a run's saved config and ``config``, other than
+    :data:`RESUMABLE_CHANGES`."""
+    import fnmatch
+
+    import yaml
+
+    from .config import config_to_dict
+
+    before, after = _flatten(yaml.safe_load(saved_yaml)), _flatten(config_to_dict(config))
+    keys = sorted(set(before) | set(after))
+    return [
+        key
+        for key in keys
+        if before.get(key) != after.get(key)
+        and not any(
+            fnmatch.fnmatch(key, pattern) or key.startswith(f"{pattern}.") for pattern in RESUMABLE_CHANGES
+        )
+    ]
+
+
+def _logged_step(line: str) -> int:
+    """A log line's step; a line cut short by a kill counts as after everything (dropped)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 2**62
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, **options: Any) -> TrainResult:

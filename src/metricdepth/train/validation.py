@@ -64,7 +64,7 @@ class _First(torch.utils.data.Dataset):
 def open_validation_sets(configs: list[DatasetConfig], max_samples: int) -> list[EvalSet]:
     """The validation datasets, each cut to its first ``max_samples`` samples."""
     from ..evaluation.protocols import open_benchmark
-    from .data import open_source
+    from .data import open_source, refuse_test_split
 
     sets = []
     for index, config in enumerate(configs):
@@ -72,6 +72,7 @@ def open_validation_sets(configs: list[DatasetConfig], max_samples: int) -> list
             label = config.name or f"synthetic-{config.synthetic.seed}"
             eval_set = EvalSet(label, open_source(config), SYNTHETIC_PROTOCOL)
         else:
+            refuse_test_split(config.source, "validation")
             eval_set = open_benchmark(config.source)
             eval_set.label = config.name or eval_set.label or f"val{index}"
         eval_set.dataset = _First(eval_set.dataset, max_samples)
