@@ -601,28 +601,36 @@ def _train_command(
             say(f"best {best['metric']} {best['value']:.4f} at step {best['step']}: ", str(out / "best"))
 
 
-_CONFIG_ARG = typer.Argument(help="A YAML config file or a shipped config name (see --list-configs).")
-_OVERRIDES_ARG = typer.Argument(
-    help="KEY=VALUE overrides of the config, e.g. optim.lr_decoder=1e-4 run.steps=500."
-)
+ConfigArg = Annotated[
+    str | None, typer.Argument(help="A YAML config file or a shipped config name (see --list-configs).")
+]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="KEY=VALUE overrides of the config, e.g. optim.lr_decoder=1e-4 run.steps=500."),
+]
+RunDirOption = Annotated[Path | None, typer.Option("-o", "--output", help="The run folder.")]
+ResumeOption = Annotated[
+    bool, typer.Option("--resume", help="Continue the run in -o exactly where it stopped.")
+]
+MaxStepsOption = Annotated[
+    int | None, typer.Option(help="Stop after this step (the schedule still spans run.steps).")
+]
+CheckpointEveryOption = Annotated[int | None, typer.Option(help="Save RUN/last every N steps.")]
+ListConfigsOption = Annotated[bool, typer.Option("--list-configs", help="List the shipped configs.")]
 
 
-@app.command(context_settings={"allow_extra_args": False})
+@app.command()
 def train(
-    config: Annotated[str | None, _CONFIG_ARG] = None,
-    overrides: Annotated[list[str] | None, _OVERRIDES_ARG] = None,
-    out: Annotated[Path | None, typer.Option("-o", "--output", help="The run folder.")] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in -o exactly where it stopped.")
-    ] = False,
-    max_steps: Annotated[
-        int | None, typer.Option(help="Stop after this step (the schedule still spans run.steps).")
-    ] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Save RUN/last every N steps.")] = None,
+    config: ConfigArg = None,
+    overrides: OverridesArg = None,
+    out: RunDirOption = None,
+    resume: ResumeOption = False,
+    max_steps: MaxStepsOption = None,
+    checkpoint_every: CheckpointEveryOption = None,
     init: Annotated[
         str | None, typer.Option(help="Start from these Depth Pro weights (file, RUN/last, Hub id).")
     ] = None,
-    list_configs: Annotated[bool, typer.Option("--list-configs", help="List the shipped configs.")] = False,
+    list_configs: ListConfigsOption = False,
 ) -> None:
     """Train Depth Pro (also under torchrun --nproc_per_node N -m metricdepth train ...)."""
     _train_command(
@@ -632,21 +640,17 @@ def train(
 
 @app.command("train-fov")
 def train_fov(
-    config: Annotated[str | None, _CONFIG_ARG] = None,
-    overrides: Annotated[list[str] | None, _OVERRIDES_ARG] = None,
-    out: Annotated[Path | None, typer.Option("-o", "--output", help="The run folder.")] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in -o exactly where it stopped.")
-    ] = False,
-    max_steps: Annotated[
-        int | None, typer.Option(help="Stop after this step (the schedule still spans run.steps).")
-    ] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Save RUN/last every N steps.")] = None,
+    config: ConfigArg = None,
+    overrides: OverridesArg = None,
+    out: RunDirOption = None,
+    resume: ResumeOption = False,
+    max_steps: MaxStepsOption = None,
+    checkpoint_every: CheckpointEveryOption = None,
     init: Annotated[
         str | None,
         typer.Option(help="The trained depth network to add the FOV head to (RUN/last, file, Hub id)."),
     ] = None,
-    list_configs: Annotated[bool, typer.Option("--list-configs", help="List the shipped configs.")] = False,
+    list_configs: ListConfigsOption = False,
 ) -> None:
     """Train the FOV head alone on a frozen depth network (run.task=fov)."""
     _train_command(
