@@ -31,7 +31,7 @@ from metricdepth.evaluation.protocols import EvalSet
 from metricdepth.evaluation.runner import evaluate
 from metricdepth.train.validation import SYNTHETIC_PROTOCOL, ValidationPredictor
 
-RUNS = ("stage1", "stage1-continued", "stage2", "fov", "relative")
+RUNS = ("stage1", "stage1-continued", "stage2", "stage2-equal-weights", "fov", "relative")
 TEST_SEED = 2000
 
 
@@ -67,6 +67,18 @@ def main() -> None:
                 f"{name:18s} FOV head: δ25 {row['focal_delta25']:.3f}  δ50 {row['focal_delta50']:.3f}  "
                 f"median rel. focal error {row['focal_median_rel_err']:.3f}; zero-shot depth with the "
                 f"predicted focal: δ1 {row['d1']:.3f}  AbsRel {row['abs_rel']:.3f}"
+            )
+            # Baseline: the best constant FOV (the test scenes' own median), the oracle constant.
+            fovs = np.array([scenes[i]["fov_deg"] for i in range(len(scenes))])
+            constant = np.median(fovs)
+            err = np.abs(np.tan(np.radians(fovs) / 2) / np.tan(np.radians(constant) / 2) - 1)
+            summary["fov-constant"] = {
+                "focal_delta25": float(np.mean(err < 0.25)),
+                "focal_delta50": float(np.mean(err < 0.5)),
+            }
+            print(
+                f"{'constant FOV':18s} the test set's median FOV {constant:.1f}° for every image: "
+                f"δ25 {np.mean(err < 0.25):.3f}  δ50 {np.mean(err < 0.5):.3f}"
             )
             continue
         alignment = "lstsq-disparity" if name == "relative" else "none"
