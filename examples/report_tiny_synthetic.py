@@ -24,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from metricdepth import DepthPro
 from metricdepth.data.synthetic import SyntheticScenes
@@ -58,6 +59,9 @@ def main() -> None:
 
     print(f"held-out test: {args.test_scenes} synthetic scenes, seed {TEST_SEED}, 384x384")
     models = {name: DepthPro.from_pretrained(run / "last", device="cpu") for name, run in runs.items()}
+    if "stage1" in models:  # the weights stage 1 started from (the trainer seeds run.seed = 0 first)
+        torch.manual_seed(0)
+        models = {"initial": DepthPro(models["stage1"].config).eval(), **models}
     summary = {}
     for name, model in models.items():
         if name == "fov":
@@ -92,9 +96,9 @@ def main() -> None:
     (args.work / "report.json").write_text(json.dumps(summary, indent=2))
 
     # Curves.
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     offset = 0
-    for name in ("stage1", "stage2", "stage1-continued", "fov", "relative"):
+    for name in ("stage1", "stage2", "stage1-continued", "relative"):
         if name not in runs:
             continue
         log = records(runs[name])
@@ -113,8 +117,21 @@ def main() -> None:
             axes[1].plot([s for s, _ in val], [r["val/d1"] for _, r in val], "o-", label=f"{name} δ1")
             axes[2].plot([s for s, _ in val], [r["val/boundary_f1"] for _, r in val], "o-", label=name)
     axes[0].set(title="training loss (moving average of 20 steps)", xlabel="step", yscale="log")
+    axes[0].text(
+        0.02,
+        0.02,
+        "stage 2 sums other terms: its loss is on another scale",
+        transform=axes[0].transAxes,
+        fontsize=7,
+    )
     axes[1].set(title="validation δ1 (24 held-out scenes, GT focal)", xlabel="step")
     axes[2].set(title="validation boundary F1", xlabel="step")
+    if "fov" in runs:
+        log = records(runs["fov"])
+        val = [r for r in log if "val/focal_delta25" in r]
+        for key in ("focal_delta25", "focal_delta50"):
+            axes[3].plot([r["step"] for r in val], [r[f"val/{key}"] for r in val], "o-", label=key)
+        axes[3].set(title="FOV head: validation δ25 / δ50 of the focal length", xlabel="FOV step")
     for axis in axes:
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)

@@ -302,4 +302,12 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     metadata = {CONFIG_METADATA_KEY: json.dumps(model.config.to_dict(), sort_keys=True), "format": "pt"}
     with atomic_path(path) as tmp:
         save_file(state, tmp, metadata=metadata)
+        _umask_permissions(tmp)
     return path
+
+
+def _umask_permissions(path: Path) -> None:
+    """Give a file the permissions of an ordinary new file (safetensors creates it owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
