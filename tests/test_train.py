@@ -103,7 +103,7 @@ def test_full_size_configs_follow_the_paper():
     assert {d.kind for d in stage2.data.datasets} == {"synthetic"}
     fov = load_config("depth-pro-fov", ["data.datasets.0.source=a=b", "data.datasets.1.source=c=d"])
     assert fov.run.task == "fov"
-    finetune = load_config("finetune", ["data.datasets.0.source=folder=x", "val.datasets.0.source=folder=y"])
+    finetune = load_config("finetune", ["data.datasets.0.source=folder=x"])
     assert finetune.model.weights == "apple/DepthPro"
 
 
@@ -238,7 +238,7 @@ def test_cli_train_then_predict(synth_folder, tmp_path):
     assert bad.returncode == 2 and "run.stepz" in bad.stderr and not (tmp_path / "x").exists()
     fov = cli(
         "train-fov",
-        "tiny-synthetic",
+        "tiny-synthetic-fov",
         "-o",
         "fov",
         "--init",
@@ -404,7 +404,7 @@ def test_resume_refuses_a_changed_run_and_a_finished_one(synth_folder, tmp_path)
     harmless = load_config("tiny-synthetic", fast(synth_folder, "run.steps=2", "run.log_every=5"))
     with pytest.raises(ValueError, match="already the end"):  # allowed change, then the step check
         Trainer(harmless, tmp_path / "run", resume=True).fit()
-    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+    with pytest.raises(ConfigError, match="nothing to resume"):
         Trainer(config, tmp_path / "empty", resume=True).fit()
 
 
@@ -415,3 +415,52 @@ def test_later_stages_need_weights_and_test_splits_are_refused(synth_folder, tmp
     nyu = load_config("tiny-synthetic", fast(synth_folder, f"data.datasets.0.source=nyu={tmp_path}"))
     with pytest.raises(ValueError, match="test split"):
         Trainer(nyu, tmp_path / "nyu").fit()
+
+
+def test_a_run_that_never_checkpointed_can_be_restarted_but_foreign_files_stay(synth_folder, tmp_path):
+    from metricdepth.train.config import config_to_yaml
+    from metricdepth.train.trainer import RunExistsError
+
+    config = load_config("tiny-synthetic", fast(synth_folder, "run.steps=1"))
+    bad = load_config(
+        "tiny-synthetic", fast(synth_folder, "run.steps=1", "data.datasets.0.source=folder=/nowhere")
+    )
+    with pytest.raises((FileNotFoundError, ValueError), match="nowhere"):
+        Trainer(bad, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()  # the data is opened before anything is written
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(config_to_yaml(config))  # killed before step 1
+    (tmp_path / "run" / "log.jsonl").write_text("")
+    assert Trainer(config, tmp_path / "run").fit().step == 1
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.yaml").write_text("my notes: not a run\n")
+    with pytest.raises(RunExistsError, match="no metricdepth run wrote"):
+        Trainer(config, tmp_path / "mine").fit()
+    assert (tmp_path / "mine" / "config.yaml").read_text() == "my notes: not a run\n"
+
+
+def test_resume_after_init_rebuilds_the_same_run(synth_folder, tmp_path):
+    """--init need not be repeated; a checkpoint's FOV head is dropped when the config has none."""
+    depth = load_config("tiny-synthetic", fast(synth_folder, "run.steps=1"))
+    Trainer(depth, tmp_path / "depth").fit()
+    init = str(tmp_path / "depth" / "last")
+    for name, extra in (("tiny-synthetic-fov", ("val.metric=focal_delta25",)), ("tiny-relative", ())):
+        config = load_config(name, fast(synth_folder, "run.steps=3", "run.checkpoint_every=1", *extra))
+        run = tmp_path / name
+        Trainer(config, run, init=init, max_steps=2).fit()
+        assert Trainer(config, run, resume=True).fit().step == 3
+        saved = load_file(str(run / "last" / "model.safetensors"))
+        assert any(k.startswith("fov.") for k in saved) == (name == "tiny-synthetic-fov")
+    with pytest.raises(ConfigError, match="--init"):
+        Trainer(load_config("tiny-synthetic-fov", fast(synth_folder)), tmp_path / "no-init").fit()
+
+
+def test_validation_metric_must_be_measurable(synth_folder, tmp_path):
+    with pytest.raises(ConfigError, match=r"val\.metric"):
+        load_config("tiny-synthetic", ["val.metric=focal_delta25"])
+    config = load_config(
+        "tiny-synthetic-stage2",
+        fast(synth_folder, f"val.datasets.0.source=folder={synth_folder}", "run.steps=1"),
+    )
+    with pytest.raises(ConfigError, match="boundary_f1"):
+        Trainer(config, tmp_path / "run", init=str(tmp_path)).fit()

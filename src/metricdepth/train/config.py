@@ -378,6 +378,13 @@ def check_config(config: TrainConfig, origin: str = "config") -> None:
 
     measured = (*METRIC_NAMES, "boundary_f1", "boundary_recall", "focal_delta25", "focal_delta50")
     _check(config.val.metric in measured, origin, "val.metric", f"choose one of {', '.join(measured)}")
+    focal_metric = config.val.metric.startswith("focal_")
+    _check(
+        focal_metric == (run.task == "fov"),
+        origin,
+        "val.metric",
+        "fov runs are validated on focal_delta25 / focal_delta50, depth runs on depth metrics",
+    )
     _check(config.val.every > 0 and config.val.max_samples > 0, origin, "val", "every, max_samples > 0")
     if run.task == "fov":
         _check(config.model.fov_head, origin, "model.fov_head", "a fov run needs the FOV head")

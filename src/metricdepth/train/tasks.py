@@ -8,53 +8,58 @@ predictor. Depth Pro's depth stages and its FOV head are two tasks of the one tr
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 from torch import nn
 
-from .config import OptimConfig, TrainConfig
+from .config import ConfigError, OptimConfig, TrainConfig
 
 __all__ = ["DepthTask", "FOVTask", "Task", "build_depth_pro", "task_for"]
 
 
-def build_depth_pro(config: TrainConfig, *, init: str | None = None, load_weights: bool = True) -> nn.Module:
-    """The Depth Pro network a run starts from: a checkpoint (``init`` or ``model.weights``), else the
-    preset with DINOv2 (``model.init: dinov2``, from the Hub) or random encoders. fp32 on the CPU;
-    the trainer moves it. ``load_weights=False`` builds the same architecture, with the same frozen
-    parameters, without reading any weights (a resumed run loads its own)."""
+def build_depth_pro(config: TrainConfig, *, resume_from: str | os.PathLike | None = None) -> nn.Module:
+    """The Depth Pro network a run starts from: ``model.weights`` (a checkpoint, a run's ``last``,
+    a Hub id), else the preset with DINOv2 (``model.init: dinov2``, from the Hub) or random encoders.
+    fp32 on the CPU; the trainer moves it.
+
+    ``resume_from``: a resumed run's own weights file, read for its architecture only (the training
+    state holds the weights); nothing is downloaded and the same parameters are frozen as in the run.
+    """
+    import dataclasses
+
     from ..models.depth_pro import DepthPro, DepthProConfig
     from ..models.depth_pro.init import init_encoders
 
     model_config = config.model
-    weights = init if init is not None else model_config.weights
+    weights = model_config.weights
     preset = DepthProConfig.preset(model_config.preset)
     if not model_config.fov_head:
-        import dataclasses
-
         preset = dataclasses.replace(preset, fov_encoder=None)
     if model_config.require_weights and not weights:
-        raise ValueError(
+        raise ConfigError(
             "this config continues a trained network (model.require_weights): give its weights with "
             "--init RUN/last (or model.weights=...)"
         )
-    pretrained = bool(weights) or model_config.init != "random"
-    if not load_weights:
-        model = DepthPro(preset)
-    elif weights:
-        model = DepthPro.from_pretrained(weights, device="cpu", precision="fp32")
+    source = resume_from if resume_from is not None else weights
+    if source:
+        model = DepthPro.from_pretrained(source, device="cpu", precision="fp32")
         if model.config.img_size != preset.img_size:
-            raise ValueError(
-                f"{weights}: a {model.config.name} checkpoint with {model.config.img_size}² input, but "
+            raise ConfigError(
+                f"{source}: a {model.config.name} checkpoint with {model.config.img_size}² input, but "
                 f"model.preset {model_config.preset!r} trains at {preset.img_size}²"
             )
         if model_config.fov_head and model.fov is None:
-            raise ValueError(f"{weights}: the checkpoint has no FOV head but model.fov_head is true")
+            raise ConfigError(f"{source}: the checkpoint has no FOV head but model.fov_head is true")
+        if not model_config.fov_head and model.fov is not None:  # drop it: the run saves what it trains
+            model.fov = None
+            model.config = dataclasses.replace(model.config, fov_encoder=None)
     else:
         model = DepthPro(preset)
         if model_config.init != "random":
             init_encoders(model, "hub" if model_config.init in ("dinov2", "hub") else model_config.init)
-    if model_config.freeze_layernorm and pretrained:
+    if model_config.freeze_layernorm and (weights or model_config.init != "random"):
         model.freeze_layernorms()
     if model_config.grad_checkpointing:
         model.set_grad_checkpointing(True)
@@ -77,10 +82,8 @@ class Task:
 
     name = "task"
 
-    def build_model(
-        self, config: TrainConfig, *, init: str | None = None, load_weights: bool = True
-    ) -> nn.Module:
-        """The model to train; ``load_weights=False``: the architecture only (resume)."""
+    def build_model(self, config: TrainConfig, *, resume_from: str | os.PathLike | None = None) -> nn.Module:
+        """The model to train (``resume_from``: see :func:`build_depth_pro`)."""
         raise NotImplementedError
 
     def objective(self, model: nn.Module, config: TrainConfig) -> nn.Module:
@@ -90,12 +93,13 @@ class Task:
     def param_groups(self, model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def training_set(self, config: TrainConfig, model: nn.Module) -> torch.utils.data.Dataset:
+    def training_set(self, config: TrainConfig, size: int) -> torch.utils.data.Dataset:
+        """The training mixture, items of ``size``² pixels (the network's input)."""
         from .data import MixtureDataset
 
         return MixtureDataset(
             config.data.datasets,
-            model.img_size,
+            size,
             config.data.augment,
             seed=config.run.seed,
             fov=config.run.task == "fov",
@@ -114,10 +118,8 @@ class DepthTask(Task):
 
     name = "depth"
 
-    def build_model(
-        self, config: TrainConfig, *, init: str | None = None, load_weights: bool = True
-    ) -> nn.Module:
-        model = build_depth_pro(config, init=init, load_weights=load_weights)
+    def build_model(self, config: TrainConfig, *, resume_from: str | os.PathLike | None = None) -> nn.Module:
+        model = build_depth_pro(config, resume_from=resume_from)
         if model.fov is not None:
             model.fov.requires_grad_(False)
         return model
@@ -141,10 +143,13 @@ class FOVTask(Task):
 
     name = "fov"
 
-    def build_model(
-        self, config: TrainConfig, *, init: str | None = None, load_weights: bool = True
-    ) -> nn.Module:
-        model = build_depth_pro(config, init=init, load_weights=load_weights)
+    def build_model(self, config: TrainConfig, *, resume_from: str | os.PathLike | None = None) -> nn.Module:
+        if not config.model.weights:
+            raise ConfigError(
+                "the FOV head is trained on a trained, frozen depth network: give it with --init RUN/last "
+                "(or model.weights=...)"
+            )
+        model = build_depth_pro(config, resume_from=resume_from)
         frozen_names = ("encoder", "decoder")
         groups = model.parameter_groups()
         for name in frozen_names:

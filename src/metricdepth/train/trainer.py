@@ -18,6 +18,7 @@ processes sees at each step the same images as one process with the combined bat
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 
 from ..io.atomic import atomic_path
-from .config import TrainConfig, config_to_yaml
+from .config import ConfigError, TrainConfig, config_to_yaml
 from .distributed import DistInfo, all_reduce_mean, barrier, close_distributed, init_distributed
 from .tasks import Task, task_for
 
@@ -113,6 +114,9 @@ class Trainer:
         task: Task | None = None,
         on_log: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        config = copy.deepcopy(config)
+        if init is not None:  # the effective config names the weights the run started from
+            config.model.weights = init
         self.config = config
         self.run_dir = Path(run_dir)
         self.resume = resume
@@ -126,16 +130,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _check_run_dir(self) -> None:
+        """A new run may replace the files of one that never reached a checkpoint (its own), nothing else."""
         state = self.run_dir / "last" / "training_state.pt"
         if self.resume:
             if not state.is_file():
-                raise FileNotFoundError(f"{self.run_dir}: nothing to resume (no last/training_state.pt)")
+                raise ConfigError(f"{self.run_dir}: nothing to resume (no last/training_state.pt)")
             return
-        taken = [name for name in RUN_FILES if (self.run_dir / name).exists()]
-        if taken:
+        if state.is_file():
             raise RunExistsError(
-                f"{self.run_dir} already holds a run ({', '.join(taken)}): pass --resume to continue it, "
-                "or choose another output folder"
+                f"{self.run_dir} already holds a run (last/training_state.pt): pass --resume to continue "
+                "it, or choose another output folder"
+            )
+        taken = [name for name in RUN_FILES if (self.run_dir / name).exists()]
+        if taken and not _is_run_config(self.run_dir / "config.yaml"):
+            raise RunExistsError(
+                f"{self.run_dir} holds {', '.join(taken)} that no metricdepth run wrote: choose another "
+                "output folder"
             )
 
     def _setup(self, dist_info: DistInfo) -> None:
@@ -146,12 +156,21 @@ class Trainer:
             )
         self.dist = dist_info
         self.device = dist_info.device
+        state = None
+        if self.resume:
+            state = torch.load(
+                self.run_dir / "last" / "training_state.pt", map_location="cpu", weights_only=True
+            )
+            self._check_resumable(state)
+        # Everything that reads data is opened before the first file is written or step is taken.
+        self.training_data = self.task.training_set(config, self._input_size())
+        self._val_sets = self._open_validation() if dist_info.is_main else []
         torch.manual_seed(run.seed)  # the same initial weights in every process
         random.seed(run.seed)
-        # A resumed run takes its weights from the training state: nothing is downloaded again.
-        self.model = self.task.build_model(config, init=self.init, load_weights=not self.resume).to(
-            self.device
-        )
+        # A resumed run reads its architecture from its own last weights and the weights from the
+        # training state: nothing is downloaded again.
+        resume_from = self.run_dir / "last" / "model.safetensors" if self.resume else None
+        self.model = self.task.build_model(config, resume_from=resume_from).to(self.device)
         self.objective = self.task.objective(self.model, config).to(self.device)
         if dist_info.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -179,21 +198,59 @@ class Trainer:
 
             self.ema = ModelEmaV3(self.model, decay=run.ema, use_warmup=True)
         self.step = 0
+        self.redrawn = 0
         self.best: dict[str, Any] | None = None
-        if self.resume:
-            self._load_state(self.run_dir / "last" / "training_state.pt")
-            if self.step >= self.end_step:
-                raise ValueError(
-                    f"{self.run_dir}: the run is at step {self.step}, which is already the end "
-                    f"({'--max-steps' if self.end_step < run.steps else 'run.steps'} = {self.end_step})"
-                )
+        if state is not None:
+            self._load_state(state)
         self.global_batch = run.batch_size
         self.local_batch = run.batch_size // dist_info.world_size
+
+    def _input_size(self) -> int:
+        """Side of the network's square input, pixels (the training items' size)."""
+        from ..models.depth_pro import DepthProConfig
+
+        return DepthProConfig.preset(self.config.model.preset).img_size
+
+    def _check_resumable(self, state: dict[str, Any]) -> None:
+        path = self.run_dir / "last" / "training_state.pt"
+        if state.get("format") != STATE_FORMAT:
+            raise ConfigError(f"{path}: not a metricdepth training state")
+        import yaml
+
+        saved = yaml.safe_load(state["config"])
+        if self.init is None:  # the run's own starting weights, whether or not --init is repeated
+            self.config.model.weights = saved["model"]["weights"]
+        changed = config_changes(state["config"], self.config)
+        if changed:
+            raise ConfigError(
+                f"{path}: the config differs from the run's in {', '.join(changed)}; an exact resume needs "
+                f"the same run (only {', '.join(RESUMABLE_CHANGES)} may change). Start a new run with "
+                "--init RUN/last to continue with other settings"
+            )
+        if int(state["step"]) >= self.end_step:
+            which = "--max-steps" if self.end_step < self.config.run.steps else "run.steps"
+            raise ConfigError(
+                f"{self.run_dir}: the run is at step {state['step']}, which is already the end "
+                f"({which} = {self.end_step})"
+            )
+
+    def _open_validation(self) -> list[Any]:
+        from .validation import open_validation_sets
+
+        val = self.config.val
+        sets = open_validation_sets(val.datasets, val.max_samples) if val.datasets else []
+        unscored = [s.label for s in sets if not s.protocol.boundary_f1]
+        if unscored and val.metric == "boundary_f1":
+            raise ConfigError(
+                f"val.metric boundary_f1 needs dense ground truth, but {', '.join(unscored)} is not "
+                "scored for boundaries; choose another val.metric"
+            )
+        return sets
 
     def _loader(self) -> torch.utils.data.DataLoader:
         from .data import StepSampler
 
-        dataset = self.task.training_set(self.config, self.model)
+        dataset = self.training_data
         sampler = StepSampler(
             self.local_batch,
             rank=self.dist.rank,
@@ -233,7 +290,12 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": _rng_state(),
-            "data": {"seed": self.config.run.seed, "global_batch": self.global_batch, "next_step": self.step},
+            "data": {
+                "seed": self.config.run.seed,
+                "global_batch": self.global_batch,
+                "next_step": self.step,
+                "redrawn": self.redrawn,
+            },
             "best": self.best,
             "config": config_to_yaml(self.config),
         }
@@ -243,21 +305,9 @@ class Trainer:
         with atomic_path(last / "training_state.pt") as tmp:
             torch.save(state, tmp)
 
-    def _load_state(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{path}: not a metricdepth training state")
-        changed = config_changes(state["config"], self.config)
-        if changed:
-            raise ValueError(
-                f"{path}: the config differs from the run's in {', '.join(changed)}; an exact resume needs "
-                f"the same run (only {', '.join(RESUMABLE_CHANGES)} may change). Start a new run with "
-                "--init RUN/last to continue with other settings"
-            )
+    def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        if self.ema is not None:
-            if state["ema"] is None:
-                raise ValueError(f"{path}: the run had no EMA, the config enables run.ema")
+        if self.ema is not None:  # run.ema is part of the config a resume must keep
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -265,16 +315,15 @@ class Trainer:
         _set_rng_state(state["rng"])
         self.step = int(state["step"])
         self.best = state["best"]
+        self.redrawn = int(state["data"].get("redrawn", 0))
 
     # ------------------------------------------------------------- validation
     def _validate(self) -> dict[str, float] | None:
-        from .validation import HIGHER_IS_BETTER, open_validation_sets, validate
+        from .validation import HIGHER_IS_BETTER, validate
 
         val = self.config.val
-        if not val.datasets:
+        if not self._val_sets:
             return None
-        if not hasattr(self, "_val_sets"):
-            self._val_sets = open_validation_sets(val.datasets, val.max_samples)
         module = self._weights_module()
         metrics, failures = validate(
             module, self.task.validation_predictor(module), self._val_sets, val.alignment
@@ -367,10 +416,11 @@ class Trainer:
             self.objective.train()
             every = self.config.run.log_every
             started, timed_steps = time.perf_counter(), 0
-            redrawn = 0  # samples replaced by another draw (unreadable, no depth, no focal): see warnings
             for batch in self._loader():
-                redrawn += int(batch.pop("redrawn").sum()) if "redrawn" in batch else 0
+                # Samples replaced by another draw (unreadable, no depth, no focal), over all processes.
+                redrawn = batch.pop("redrawn", torch.zeros(1)).sum().float()
                 loss, logs, grad_norm = self._train_step(batch)
+                self.redrawn += round(float(all_reduce_mean(redrawn)) * dist_info.world_size)
                 self.step += 1
                 timed_steps += 1
                 loss = all_reduce_mean(loss)
@@ -383,6 +433,7 @@ class Trainer:
                         **self.step_lrs,
                         **{f"loss/{k}": v for k, v in logs.items()},
                         "steps_per_s": timed_steps / elapsed if elapsed > 0 else 0.0,
+                        "data/redrawn": self.redrawn,
                     }
                     started, timed_steps = time.perf_counter(), 0
                     self._log(record)
@@ -401,8 +452,6 @@ class Trainer:
                         self._save_state()
                     barrier()
             if dist_info.is_main:
-                if redrawn:
-                    self._log({"step": self.step, "data/redrawn": redrawn})
                 self._log_file.close()
                 if self._tb is not None:
                     self._tb.close()
@@ -418,8 +467,6 @@ RESUMABLE_CHANGES = (
     "run.checkpoint_every",
     "run.device",
     "data.num_workers",
-    "model.weights",
-    "model.init",
     "description",
 )
 """Config keys a resumed run may change: they do not alter what is trained."""
@@ -458,6 +505,17 @@ def config_changes(saved_yaml: str, config: TrainConfig) -> list[str]:
             fnmatch.fnmatch(key, pattern) or key.startswith(f"{pattern}.") for pattern in RESUMABLE_CHANGES
         )
     ]
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether ``path`` is a run's saved config (a run that stopped before its first checkpoint)."""
+    from .config import load_config
+
+    try:
+        load_config(path)
+    except Exception:
+        return False
+    return True
 
 
 def _logged_step(line: str) -> int:
