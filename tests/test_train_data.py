@@ -458,7 +458,9 @@ def test_step_sampler_resume_is_exact():
 
 def test_dataloader_batches_synthetic_scenes():
     synthetic = SyntheticSourceConfig(size_range=[48, 80], seed=2, length=1000)
-    mixture = MixtureDataset([DatasetConfig(source="synthetic", synthetic=synthetic)], 32, AugmentConfig(), seed=3)
+    mixture = MixtureDataset(
+        [DatasetConfig(source="synthetic", synthetic=synthetic)], 32, AugmentConfig(), seed=3
+    )
     loader = torch.utils.data.DataLoader(
         mixture, batch_size=3, sampler=StepSampler(3, steps=1), num_workers=0
     )
