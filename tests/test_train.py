@@ -432,6 +432,9 @@ def test_a_run_that_never_checkpointed_can_be_restarted_but_foreign_files_stay(s
     (tmp_path / "run" / "config.yaml").write_text(config_to_yaml(config))  # killed before step 1
     (tmp_path / "run" / "log.jsonl").write_text("")
     assert Trainer(config, tmp_path / "run").fit().step == 1
+    (tmp_path / "run" / "last" / "training_state.pt").unlink()  # weights without a state: kept
+    with pytest.raises(RunExistsError, match="weights of a run"):
+        Trainer(config, tmp_path / "run").fit()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "config.yaml").write_text("my notes: not a run\n")
     with pytest.raises(RunExistsError, match="no metricdepth run wrote"):

@@ -142,11 +142,20 @@ class Trainer:
                 "it, or choose another output folder"
             )
         taken = [name for name in RUN_FILES if (self.run_dir / name).exists()]
-        if taken and not _is_run_config(self.run_dir / "config.yaml"):
+        if not taken:
+            return
+        if not _is_run_config(self.run_dir / "config.yaml"):
             raise RunExistsError(
                 f"{self.run_dir} holds {', '.join(taken)} that no metricdepth run wrote: choose another "
                 "output folder"
             )
+        weights = [name for name in ("last", "best") if (self.run_dir / name).exists()]
+        if weights:
+            raise RunExistsError(
+                f"{self.run_dir} holds the weights of a run ({', '.join(weights)}) without a training state "
+                "to resume from: choose another output folder"
+            )
+        self._replaces_unfinished_run = True
 
     def _setup(self, dist_info: DistInfo) -> None:
         config, run = self.config, self.config.run
@@ -164,7 +173,7 @@ class Trainer:
             self._check_resumable(state)
         # Everything that reads data is opened before the first file is written or step is taken.
         self.training_data = self.task.training_set(config, self._input_size())
-        self._val_sets = self._open_validation() if dist_info.is_main else []
+        self._val_sets = self._open_validation()  # in every process: a bad one stops them all
         torch.manual_seed(run.seed)  # the same initial weights in every process
         random.seed(run.seed)
         # A resumed run reads its architecture from its own last weights and the weights from the
@@ -218,8 +227,10 @@ class Trainer:
         import yaml
 
         saved = yaml.safe_load(state["config"])
-        if self.init is None:  # the run's own starting weights, whether or not --init is repeated
-            self.config.model.weights = saved["model"]["weights"]
+        before = saved["model"]["weights"]
+        same = self.init is not None and before and Path(self.init).resolve() == Path(before).resolve()
+        if self.init is None or same:  # the run's own starting weights, whether or not --init is repeated
+            self.config.model.weights = before
         changed = config_changes(state["config"], self.config)
         if changed:
             raise ConfigError(
@@ -352,6 +363,10 @@ class Trainer:
         kept = []
         if self.resume and log.is_file():  # drop what was logged after the checkpoint we resume from
             kept = [line for line in log.read_text().splitlines() if _logged_step(line) <= self.step]
+        if getattr(self, "_replaces_unfinished_run", False):  # its logs describe nothing that remains
+            import shutil
+
+            shutil.rmtree(self.run_dir / "tensorboard", ignore_errors=True)
         with atomic_path(log) as tmp:
             tmp.write_text("".join(line + "\n" for line in kept))
         self._log_file = log.open("a")
@@ -359,7 +374,7 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step or None)
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step)
         except ImportError:  # tensorboard is in the [train] extra
             self._tb = None
 
@@ -403,9 +418,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         dist_info = init_distributed(self.config.run.device)
         try:
-            if dist_info.is_main:
-                self._check_run_dir()
-            barrier()
+            self._check_run_dir()  # every process (it only reads), so all of them stop together
             self._setup(dist_info)
             result = TrainResult(self.run_dir, self.step, self.best)
             if dist_info.is_main:
@@ -416,15 +429,22 @@ class Trainer:
             self.objective.train()
             every = self.config.run.log_every
             started, timed_steps = time.perf_counter(), 0
+            redrawn = 0  # samples this process replaced by another draw since the last count
             for batch in self._loader():
-                # Samples replaced by another draw (unreadable, no depth, no focal), over all processes.
-                redrawn = batch.pop("redrawn", torch.zeros(1)).sum().float()
+                redrawn += int(batch.pop("redrawn").sum()) if "redrawn" in batch else 0  # CPU tensor
                 loss, logs, grad_norm = self._train_step(batch)
-                self.redrawn += round(float(all_reduce_mean(redrawn)) * dist_info.world_size)
                 self.step += 1
                 timed_steps += 1
                 loss = all_reduce_mean(loss)
-                if dist_info.is_main and (self.step % every == 0 or self.step == self.end_step):
+                at_end = self.step == self.end_step
+                if self.step % every == 0 or self.step % self.checkpoint_every == 0 or at_end:
+                    # Counted over all processes at steps every process agrees on (no per-step sync).
+                    self.redrawn += round(
+                        float(all_reduce_mean(torch.tensor([float(redrawn)], device=self.device)))
+                        * dist_info.world_size
+                    )
+                    redrawn = 0
+                if dist_info.is_main and (self.step % every == 0 or at_end):
                     elapsed = time.perf_counter() - started
                     record = {
                         "step": self.step,
@@ -438,7 +458,6 @@ class Trainer:
                     started, timed_steps = time.perf_counter(), 0
                     self._log(record)
                     result.history.append(record)
-                at_end = self.step == self.end_step
                 if dist_info.is_main and (self.step % self.config.val.every == 0 or at_end):
                     metrics = self._validate()
                     if metrics is not None:
