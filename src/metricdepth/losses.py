@@ -148,17 +148,9 @@ def mae(
 def mse(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, trim: float = 0.0
 ) -> torch.Tensor:
-    """Mean squared error over valid pixels, per image then averaged over images.
-
-    Args:
-        pred: predicted canonical inverse depth, :math:`(B, 1, H, W)` or :math:`(B, H, W)`.
-        target: target canonical inverse depth, same shape as ``pred``.
-        mask: bool, same shape, True where the target is valid; None: all valid.
-        trim: fraction in [0, 1) of each image's largest errors to drop (floor(trim·n) of n valid pixels).
-
-    Returns:
-        the loss, a scalar tensor (squared units of canonical inverse depth).
-    """
+    """Mean squared error over valid pixels, per image then averaged over images: :func:`mae` with
+    squared errors (same arguments, same trimming); the loss is in squared units of canonical inverse
+    depth."""
     return _pointwise(pred, target, mask, trim, square=True)
 
 

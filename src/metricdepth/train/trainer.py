@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..device import PRECISIONS
 from ..io.atomic import atomic_path
 from .config import ConfigError, TrainConfig, config_to_yaml
 from .distributed import DistInfo, all_reduce_mean, barrier, close_distributed, init_distributed
@@ -125,6 +126,7 @@ class Trainer:
         self.init = init
         self.task = task or task_for(config)
         self.on_log = on_log
+        self._replaces_unfinished_run = False  # set by _check_run_dir
         if max_steps is not None and max_steps <= 0:
             raise ValueError("max_steps must be positive")
 
@@ -199,7 +201,7 @@ class Trainer:
             self.optimizer,
             lambda step: lr_factor(step, run.steps, optim.warmup, optim.constant, optim.decay_factor),
         )
-        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[run.precision]
+        self.autocast_dtype = PRECISIONS[run.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=run.precision == "fp16")
         self.ema = None
         if run.ema > 0:
@@ -363,7 +365,7 @@ class Trainer:
         kept = []
         if self.resume and log.is_file():  # drop what was logged after the checkpoint we resume from
             kept = [line for line in log.read_text().splitlines() if _logged_step(line) <= self.step]
-        if getattr(self, "_replaces_unfinished_run", False):  # its logs describe nothing that remains
+        if self._replaces_unfinished_run:  # its logs describe nothing that remains
             import shutil
 
             shutil.rmtree(self.run_dir / "tensorboard", ignore_errors=True)
@@ -393,8 +395,8 @@ class Trainer:
         batch = _to_device(batch, self.device)
         autocast = torch.autocast(
             self.device.type,
-            dtype=self.autocast_dtype or torch.float32,
-            enabled=self.autocast_dtype is not None,
+            dtype=self.autocast_dtype,
+            enabled=self.autocast_dtype != torch.float32,
         )
         with autocast:
             loss, logs = self.wrapped(batch)

@@ -48,19 +48,6 @@ class ValidationPredictor:
         return self.model.infer(image, f_px=focal, use_exif=False)  # type: ignore[no-any-return]
 
 
-class _First(torch.utils.data.Dataset):
-    def __init__(self, dataset: Any, count: int) -> None:
-        self.dataset, self.count = dataset, min(count, len(dataset))
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> Any:
-        if not 0 <= index < self.count:
-            raise IndexError(index)
-        return self.dataset[index]
-
-
 def open_validation_sets(configs: list[DatasetConfig], max_samples: int) -> list[EvalSet]:
     """The validation datasets, each cut to its first ``max_samples`` samples."""
     from ..evaluation.protocols import open_benchmark
@@ -75,7 +62,8 @@ def open_validation_sets(configs: list[DatasetConfig], max_samples: int) -> list
             refuse_test_split(config.source, "validation")
             eval_set = open_benchmark(config.source)
             eval_set.label = config.name or eval_set.label or f"val{index}"
-        eval_set.dataset = _First(eval_set.dataset, max_samples)
+        count = min(max_samples, len(eval_set.dataset))
+        eval_set.dataset = torch.utils.data.Subset(eval_set.dataset, range(count))
         sets.append(eval_set)
     return sets
 
