@@ -34,6 +34,8 @@ class Prediction:
             unless K was given.
         predicted_fov_deg: the model's own FOV estimate, degrees, even when another focal was used;
             ``None`` for a model without FOV head (batch: (B,) tensor).
+        caption: the caption a language-conditioned source (RSA) scaled the depth with (batch: list);
+            ``None`` for other sources.
     """
 
     depth: Tensor | None
@@ -44,6 +46,7 @@ class Prediction:
     fov_deg: float | Tensor | None = None
     intrinsics: Tensor | None = None
     predicted_fov_deg: float | Tensor | None = None
+    caption: str | list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("metric", "relative"):
@@ -93,6 +96,7 @@ class Prediction:
             fov_deg=pick(self.fov_deg),
             intrinsics=pick(self.intrinsics),
             predicted_fov_deg=pick(self.predicted_fov_deg),
+            caption=pick(self.caption),
         )
 
     def to_numpy(self) -> dict[str, np.ndarray | float | str | None]:
@@ -112,4 +116,5 @@ class Prediction:
             "fov_deg": scalar(self.fov_deg),
             "intrinsics": None if self.intrinsics is None else self.intrinsics.cpu().double().numpy(),
             "predicted_fov_deg": scalar(self.predicted_fov_deg),
+            "caption": self.caption,  # type: ignore[dict-item]
         }

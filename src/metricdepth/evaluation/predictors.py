@@ -63,6 +63,7 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
         return value if math.isfinite(value) else None
 
     source = str(fields["focal_source"]) if "focal_source" in fields else ""
+    caption = str(fields["caption"]) if "caption" in fields else None
     used_focal = scalar("focal_px")
     predicted_fov = scalar("predicted_fov_deg")
     if "depth" not in fields:
@@ -72,6 +73,7 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
             inverse_depth=torch.from_numpy(inverse),
             kind="relative",
             predicted_fov_deg=predicted_fov,
+            caption=caption,
         )
     depth = _map(fields["depth"], path, "depth")
     height, width = depth.shape
@@ -101,6 +103,7 @@ def read_prediction(path: str | os.PathLike, *, use_exif: bool = False) -> Predi
         focal_source=focal_source if focal is not None else None,  # type: ignore[arg-type]
         intrinsics=None if focal is None else intrinsics_matrix(torch.tensor(focal), width, height),
         predicted_fov_deg=predicted_fov,
+        caption=caption,
     )
 
 

@@ -90,7 +90,7 @@ def _fit_global(
             name = sample["name"]
             if sample.get("depth") is None:
                 raise ValueError(f"{name} has no depth to fit a global alignment on")
-            depth = _metric_depth(sample, predictor.predict(sample))
+            depth = _metric_depth(sample, predictor.predict(sample), aligned=True)
             _check_shape(sample, depth, sample["depth"])
             mask = _scored_mask(sample, fit_set.protocol, depth)
             for fit in fits.values():
@@ -109,13 +109,28 @@ def _reason(err: Exception) -> str:
     return str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
 
 
-def _metric_depth(sample: Sample, prediction: Prediction) -> np.ndarray:
-    """The prediction's (H, W) float32 metric depth; relative predictions cannot be scored as depth."""
+def _metric_depth(sample: Sample, prediction: Prediction, aligned: bool = False) -> np.ndarray:
+    """The prediction's (H, W) float32 metric depth.
+
+    A relative prediction (inverse depth y of unknown scale and shift) is scored only after an
+    alignment (``aligned``): its depth is then 1 / y, which median scaling, least squares in inverse
+    depth and the global fits turn into RSA's Median, Linear-Fit and Global baselines (y is floored at
+    1e-8 so that y = 0 stays finite).
+    """
     if not prediction.is_metric:
-        raise ValueError(
-            f"{sample['name']}: the prediction is relative (affine-invariant inverse depth), not metric depth"
-        )
+        if not aligned:
+            raise ValueError(
+                f"{sample['name']}: the prediction is relative (affine-invariant inverse depth), not metric "
+                "depth; score it with an alignment (median, lstsq-disparity, global-disparity), not 'none'"
+            )
+        inverse = prediction.inverse_depth.float().cpu().numpy()
+        with np.errstate(invalid="ignore"):
+            return (1.0 / np.maximum(inverse, np.float32(RELATIVE_FLOOR))).astype(np.float32)
     return prediction.depth.float().cpu().numpy()  # type: ignore[union-attr]
+
+
+RELATIVE_FLOOR = 1e-8
+"""Smallest inverse relative depth turned into depth (1 / y) for alignment."""
 
 
 def _scored_mask(sample: Sample, protocol: Protocol, depth: np.ndarray) -> np.ndarray:
@@ -166,7 +181,7 @@ class _Scores:
             raise ValueError(f"{sample['name']}: nothing to score (no model focal estimate)")
         rows = [] if has_depth else [{"alignment": NO_ALIGNMENT}]
         if has_depth or has_mask:
-            depth = _metric_depth(sample, prediction)
+            depth = _metric_depth(sample, prediction, aligned="none" not in self.alignments)
         if has_depth:  # every check before anything is recorded
             gt = sample["depth"]
             _check_shape(sample, depth, gt)

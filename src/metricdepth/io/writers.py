@@ -123,7 +123,7 @@ def write_npz(path: str | os.PathLike, prediction: Any) -> Path:
 
     Keys: ``depth`` (H, W) float32 metres (metric) or ``inverse_depth`` (relative), ``kind``,
     ``focal_px``, ``K`` (3, 3), ``fov_deg``, ``predicted_fov_deg`` (NaN where unknown),
-    ``focal_source`` ("" where unknown) and ``writer``.
+    ``focal_source`` ("" where unknown), ``writer``, and ``caption`` where the source used one (RSA).
     """
     camera = camera_summary(prediction)
     maps = (
@@ -135,6 +135,8 @@ def write_npz(path: str | os.PathLike, prediction: Any) -> Path:
     def number(value: float | None) -> np.float64:
         return np.float64(np.nan if value is None else value)
 
+    if camera["caption"] is not None:
+        maps["caption"] = np.str_(camera["caption"])
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(
             f,
@@ -364,6 +366,7 @@ def camera_summary(prediction: Any) -> dict[str, Any]:
         "fov_x_deg": scalar(prediction.fov_deg),
         "fov_y_deg": None if K is None else focal_to_fov(float(K[1, 1]), height),
         "predicted_fov_deg": scalar(prediction.predicted_fov_deg),
+        "caption": getattr(prediction, "caption", None),
         "pixel_convention": "OpenCV: pixel centres at integer coordinates, x right, y down, z forward",
     }
 

@@ -27,6 +27,7 @@ __all__ = [
     "DatasetConfig",
     "ModelConfig",
     "OptimConfig",
+    "RSAConfig",
     "RunConfig",
     "SyntheticSourceConfig",
     "TrainConfig",
@@ -146,12 +147,52 @@ class LossConfig:
 
 
 @dataclass
+class RSAConfig:
+    """RSA runs (``run.task: rsa``, ``metricdepth train-rsa``): an :class:`~metricdepth.rsa.RSAHead`
+    learns one scale and shift per image from a caption, on top of a frozen relative depth model.
+
+    ``relative``: the frozen relative model (anything ``--relative`` takes: a Depth Pro / relative
+    checkpoint, ``hf:ID``), or ``ground-truth``: each image's own depth turned into min-max normalised
+    inverse depth (scale and shift lost per image, as relative models lose them; for studies).
+    ``text_encoder``: ``TextEncoder.create`` name (``minilm`` works offline, ``clip-rn50`` is the
+    paper's). ``conditioning: image`` trains the Image baseline instead: a small CNN (timm
+    ``image_encoder``, random init, ``image_size``² input) replaces the caption.
+    ``captions``: which captions of a sample are drawn from, one at random per image per step (all,
+    structured, free, none = the empty caption). ``loss``: ``l1`` (the paper) or ``huber`` (the
+    official code, ``huber_delta`` metres), per image the mean over pixels with ground truth in
+    (``min_depth``, ``max_depth``); ``normalize_datasets``: each dataset's loss is divided by its own
+    detached value (the reference's L / |L|), so datasets of very different depth ranges pull equally.
+    Relative depth and ground truth are resized to ``size``² (nearest for ground truth) once and
+    cached with the caption embeddings in ``cache_dir`` (default ``RUN/cache``): later epochs and
+    runs cost only the head.
+    """
+
+    relative: str = ""
+    text_encoder: str = "minilm"
+    layout: str = "large"
+    conditioning: str = "text"
+    image_encoder: str = "resnet10t"
+    image_size: int = 128
+    captions: str = "all"
+    loss: str = "l1"
+    huber_delta: float = 1.0
+    normalize_datasets: bool = True
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    size: int = 128
+    cache_dir: str | None = None
+    eval_caption_index: int = 0  # validation: the sample's caption at this index (the reference uses line 0)
+
+
+@dataclass
 class OptimConfig:
     """Adam with per-module learning rates and the paper's step schedule (Tab 16).
 
-    ``lr_encoder`` drives the ViTs (patch, image, FOV encoders), ``lr_decoder`` everything else.
-    Schedule: linear warm-up over the first ``warmup`` fraction of the steps, constant until
-    ``warmup + constant``, then ``decay_factor`` × the rate to the end.
+    ``lr_encoder`` drives the ViTs (patch, image, FOV encoders), ``lr_decoder`` everything else
+    (RSA: the head). ``schedule: step``: linear warm-up over the first ``warmup`` fraction of the
+    steps, constant until ``warmup + constant``, then ``decay_factor`` × the rate to the end.
+    ``schedule: poly`` (RSA): from the rate down to ``decay_factor`` × the rate as
+    (1 − step / steps)^``power``, without warm-up.
     """
 
     name: str = "adam"  # adam | adamw
@@ -163,12 +204,15 @@ class OptimConfig:
     warmup: float = 0.01
     constant: float = 0.80
     decay_factor: float = 0.1
+    schedule: str = "step"  # step | poly
+    power: float = 0.9
 
 
 @dataclass
 class RunConfig:
     """How the run goes. ``task``: ``depth`` trains the depth network (the FOV head is not run),
-    ``fov`` trains only the FOV head on a frozen depth network. ``batch_size`` is the global batch,
+    ``fov`` trains only the FOV head on a frozen depth network, ``rsa`` an RSA head (see
+    :class:`RSAConfig`). ``batch_size`` is the global batch,
     split evenly over the processes of a ``torchrun`` job."""
 
     task: str = "depth"
@@ -208,6 +252,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
     val: ValidationConfig = field(default_factory=ValidationConfig)
+    rsa: RSAConfig = field(default_factory=RSAConfig)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -321,7 +366,7 @@ def check_config(config: TrainConfig, origin: str = "config") -> None:
 
     run, optim, loss = config.run, config.optim, config.loss
     _check(config.model.preset in PRESETS, origin, "model.preset", f"choose one of {', '.join(PRESETS)}")
-    _check(run.task in ("depth", "fov"), origin, "run.task", "choose depth or fov")
+    _check(run.task in ("depth", "fov", "rsa"), origin, "run.task", "choose depth, fov or rsa")
     _check(run.steps > 0, origin, "run.steps", "must be positive")
     _check(run.batch_size > 0, origin, "run.batch_size", "must be positive")
     _check(run.precision in ("fp32", "bf16", "fp16"), origin, "run.precision", "choose fp32, bf16 or fp16")
@@ -334,6 +379,8 @@ def check_config(config: TrainConfig, origin: str = "config") -> None:
     )
     _check(run.checkpoint_every > 0 and run.log_every > 0, origin, "run", "checkpoint_every, log_every > 0")
     _check(optim.name in ("adam", "adamw"), origin, "optim.name", "choose adam or adamw")
+    _check(optim.schedule in ("step", "poly"), origin, "optim.schedule", "choose step or poly")
+    _check(optim.power > 0, origin, "optim.power", "must be positive")
     _check(optim.lr_encoder >= 0 and optim.lr_decoder > 0, origin, "optim", "learning rates must be >= 0")
     _check(len(optim.betas) == 2, origin, "optim.betas", "two numbers")
     _check(optim.clip_grad_norm >= 0, origin, "optim.clip_grad_norm", "must be >= 0 (0: off)")
@@ -388,3 +435,21 @@ def check_config(config: TrainConfig, origin: str = "config") -> None:
     _check(config.val.every > 0 and config.val.max_samples > 0, origin, "val", "every, max_samples > 0")
     if run.task == "fov":
         _check(config.model.fov_head, origin, "model.fov_head", "a fov run needs the FOV head")
+    if run.task == "rsa":
+        _check_rsa(config.rsa, origin)
+
+
+def _check_rsa(rsa: RSAConfig, origin: str) -> None:
+    from ..rsa.captions import CAPTION_KINDS
+    from ..rsa.head import LAYOUTS
+
+    _check(
+        bool(rsa.relative), origin, "rsa.relative", "name the frozen relative depth model (or ground-truth)"
+    )
+    _check(rsa.layout in LAYOUTS, origin, "rsa.layout", f"choose {', '.join(LAYOUTS)}")
+    _check(rsa.conditioning in ("text", "image"), origin, "rsa.conditioning", "choose text or image")
+    _check(rsa.captions in CAPTION_KINDS, origin, "rsa.captions", f"choose {', '.join(CAPTION_KINDS)}")
+    _check(rsa.loss in ("l1", "huber"), origin, "rsa.loss", "choose l1 or huber")
+    _check(rsa.huber_delta > 0, origin, "rsa.huber_delta", "must be positive (metres)")
+    _check(0 <= rsa.min_depth < rsa.max_depth, origin, "rsa.min_depth/max_depth", "need 0 <= min < max")
+    _check(rsa.size >= 8 and rsa.image_size >= 16, origin, "rsa.size/image_size", "too small")

@@ -81,6 +81,13 @@ class Task:
     """The interface the trainer drives. Subclasses set ``name`` and implement the methods."""
 
     name = "task"
+    run_dir: Any = None  # set by the trainer: the run folder (for caches)
+
+    def input_size(self, config: TrainConfig) -> int:
+        """Side of the square training items, pixels: the Depth Pro preset's input."""
+        from ..models.depth_pro import DepthProConfig
+
+        return DepthProConfig.preset(config.model.preset).img_size
 
     def build_model(self, config: TrainConfig, *, resume_from: str | os.PathLike | None = None) -> nn.Module:
         """The model to train (``resume_from``: see :func:`build_depth_pro`)."""
@@ -177,5 +184,9 @@ TASKS: dict[str, type[Task]] = {"depth": DepthTask, "fov": FOVTask}
 
 
 def task_for(config: TrainConfig) -> Task:
-    """The task ``run.task`` names."""
+    """The task ``run.task`` names (``rsa``: :class:`metricdepth.rsa.training.RSATask`)."""
+    if config.run.task == "rsa":
+        from ..rsa.training import RSATask
+
+        return RSATask()
     return TASKS[config.run.task]()

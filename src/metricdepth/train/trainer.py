@@ -38,7 +38,7 @@ from .config import ConfigError, TrainConfig, config_to_yaml
 from .distributed import DistInfo, all_reduce_mean, barrier, close_distributed, init_distributed
 from .tasks import Task, task_for
 
-__all__ = ["RunExistsError", "TrainResult", "Trainer", "lr_factor", "train"]
+__all__ = ["RunExistsError", "TrainResult", "Trainer", "lr_factor", "poly_factor", "schedule_factor", "train"]
 
 STATE_FORMAT = "metricdepth.train/1"
 RUN_FILES = ("config.yaml", "last", "best", "log.jsonl", "tensorboard")
@@ -65,6 +65,20 @@ def lr_factor(step: int, total: int, warmup: float, constant: float, decay_facto
     if step < round((warmup + constant) * total):
         return 1.0
     return decay_factor
+
+
+def poly_factor(step: int, total: int, power: float, end_factor: float) -> float:
+    """Polynomial decay (RSA's schedule): ``(1 − end)·(1 − step/total)^power + end``, from 1 at step 0
+    to ``end_factor`` at ``total``."""
+    progress = min(max(step / total, 0.0), 1.0)
+    return (1.0 - end_factor) * (1.0 - progress) ** power + end_factor
+
+
+def schedule_factor(step: int, total: int, optim: Any) -> float:
+    """The rate factor of ``optim.schedule`` (``step``: :func:`lr_factor`, ``poly``: :func:`poly_factor`)."""
+    if optim.schedule == "poly":
+        return poly_factor(step, total, optim.power, optim.decay_factor)
+    return lr_factor(step, total, optim.warmup, optim.constant, optim.decay_factor)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -125,6 +139,7 @@ class Trainer:
         self.checkpoint_every = checkpoint_every or config.run.checkpoint_every
         self.init = init
         self.task = task or task_for(config)
+        self.task.run_dir = self.run_dir  # where a task may keep caches (RSA: RUN/cache)
         self.on_log = on_log
         self._replaces_unfinished_run = False  # set by _check_run_dir
         if max_steps is not None and max_steps <= 0:
@@ -199,7 +214,7 @@ class Trainer:
         self.optimizer = cls(groups, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda step: lr_factor(step, run.steps, optim.warmup, optim.constant, optim.decay_factor),
+            lambda step: schedule_factor(step, run.steps, optim),
         )
         self.autocast_dtype = PRECISIONS[run.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=run.precision == "fp16")
@@ -217,10 +232,8 @@ class Trainer:
         self.local_batch = run.batch_size // dist_info.world_size
 
     def _input_size(self) -> int:
-        """Side of the network's square input, pixels (the training items' size)."""
-        from ..models.depth_pro import DepthProConfig
-
-        return DepthProConfig.preset(self.config.model.preset).img_size
+        """Side of the square training items, pixels (the network's input)."""
+        return self.task.input_size(self.config)
 
     def _check_resumable(self, state: dict[str, Any]) -> None:
         path = self.run_dir / "last" / "training_state.pt"
@@ -489,6 +502,7 @@ RESUMABLE_CHANGES = (
     "run.device",
     "data.num_workers",
     "description",
+    "rsa.cache_dir",
 )
 """Config keys a resumed run may change: they do not alter what is trained."""
 

@@ -33,6 +33,7 @@ __all__ = [
     "normalize_state_dict",
     "resolve_checkpoint",
     "save_checkpoint",
+    "write_safetensors",
 ]
 
 HUB_FILENAMES = ("model.safetensors", "depth_pro.pt")
@@ -298,10 +299,20 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: save_pretrained writes .safetensors files")
-    state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
-    metadata = {CONFIG_METADATA_KEY: json.dumps(model.config.to_dict(), sort_keys=True), "format": "pt"}
+    return write_safetensors(
+        model.state_dict(), path, {CONFIG_METADATA_KEY: json.dumps(model.config.to_dict(), sort_keys=True)}
+    )
+
+
+def write_safetensors(
+    state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]
+) -> Path:
+    """Write tensors (copied to contiguous CPU memory) and string ``metadata`` to a ``.safetensors`` file,
+    atomically, with ordinary file permissions."""
+    path = Path(path)
+    tensors = {key: value.detach().contiguous().cpu() for key, value in state.items()}
     with atomic_path(path) as tmp:
-        save_file(state, tmp, metadata=metadata)
+        save_file(tensors, tmp, metadata={**metadata, "format": "pt"})
         _umask_permissions(tmp)
     return path
 
