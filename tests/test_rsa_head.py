@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -24,7 +25,7 @@ def official_state_dict(layout: str, seed: int = 0) -> dict[str, torch.Tensor]:
     trunk, head = OFFICIAL[layout]
     state = {}
     for prefix, widths in (("scene_feat_net", trunk), ("scale_net", head), ("shift_net", head)):
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
             state[f"{prefix}.{2 * i}.weight"] = torch.randn(b, a, generator=generator) / a**0.5
             state[f"{prefix}.{2 * i}.bias"] = torch.randn(b, generator=generator) * 0.1
     return state
@@ -34,7 +35,9 @@ def by_hand(state: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tens
     """The MLP computed from the raw weights: LeakyReLU(0.01) between layers, none after the last, exp."""
 
     def run(prefix: str, h: torch.Tensor) -> torch.Tensor:
-        indices = sorted(int(k.split(".")[1]) for k in state if k.startswith(prefix + ".") and k.endswith("weight"))
+        indices = sorted(
+            int(k.split(".")[1]) for k in state if k.startswith(prefix + ".") and k.endswith("weight")
+        )
         for j, index in enumerate(indices):
             if j:
                 h = F.leaky_relu(h, 0.01)

@@ -195,6 +195,7 @@ def predict_files(
     overwrite: bool = False,
     skip_existing: bool = False,
     on_done: Callable[[Any, Exception | None], None] | None = None,
+    infer_options: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> BatchReport:
     """Predict and save each item; a failing item is recorded and the batch goes on.
 
@@ -207,6 +208,8 @@ def predict_files(
         f_px: focal length for every image, pixels (default: per ``focal``).
         focal: "auto" (user, EXIF, predicted), "exif" or "predicted".
         on_done: called after each item with the error, or None on success or skip (progress bars).
+        infer_options: ``(item, info) -> dict`` of extra keywords for ``model.infer`` per item (e.g. the
+            caption of an RSA pipeline); an exception fails that item only.
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
@@ -229,7 +232,8 @@ def predict_files(
                 report.skipped.append(item.label)
             else:
                 image, info = loaded if loaded is not None else item.load()
-                prediction = model.infer(image, f_px=f_px, focal=focal)
+                options = infer_options(item, info) if infer_options is not None else {}
+                prediction = model.infer(image, f_px=f_px, focal=focal, **options)
                 check_finite(prediction, item.label)
                 report.written[item.label] = save_prediction(
                     prediction,

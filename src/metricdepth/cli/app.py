@@ -159,6 +159,127 @@ def _open_benchmarks(specs: list[str], **overrides):
     return sets
 
 
+RelativeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--relative",
+        help="A relative depth model: a Depth Pro / relative checkpoint, hf:ID (Depth Anything, DPT, MiDaS), "
+        "a folder. Alone: relative depth; with --rsa: RSA's input.",
+    ),
+]
+RSAOption = Annotated[
+    str | None, typer.Option("--rsa", help="RSA head: an official RSA checkpoint or an rsa.safetensors.")
+]
+CaptionOption = Annotated[
+    str | None,
+    typer.Option(help="With --rsa: the caption of every image, or 'auto' (offline COCO detector)."),
+]
+CaptionsDirOption = Annotated[
+    Path | None, typer.Option(help="With --rsa: a folder of NAME.txt caption files (the first line is used).")
+]
+TextEncoderOption = Annotated[
+    str | None,
+    typer.Option(
+        help="With --rsa: minilm, clip-rn50[=FILE], an HF / sentence-transformers id (default: the head's)."
+    ),
+]
+DepthRangeOption = Annotated[
+    str | None, typer.Option(help="With --rsa: MIN,MAX metres the depth is clamped to (default 0.001,10000).")
+]
+CaptionThresholdOption = Annotated[
+    float, typer.Option(help="With --caption auto: the detector's score threshold.")
+]
+_NO_CAMERA_FORMATS = {"relative": ("depth16", "ply"), "rsa": ("ply",)}  # "": Depth Pro
+"""Default formats left out per mode: relative depth has no metres, RSA no camera (ply needs --f-px)."""
+
+
+def _parse_depth_range(text: str | None) -> tuple[float, float]:
+    if text is None:
+        return 1e-3, 1e4
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        _fail(f"--depth-range {text!r}: expected MIN,MAX in metres, e.g. 0.2,10")
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
+        _fail(f"--depth-range {text!r}: need 0 < MIN < MAX")
+    return low, high
+
+
+def _check_rsa_options(relative, rsa, caption, captions_dir, text_encoder, depth_range) -> str | None:
+    """The mode the RSA options ask for ("rsa", "relative" or None); usage errors exit with 2."""
+    rsa_only = {"--caption": caption, "--captions-dir": captions_dir, "--text-encoder": text_encoder}
+    rsa_only["--depth-range"] = depth_range
+    if rsa is None:
+        given = [name for name, value in rsa_only.items() if value is not None]
+        if given:
+            _fail(f"{', '.join(given)} only apply with --rsa CKPT")
+        return "relative" if relative is not None else None
+    if relative is None:
+        _fail("--rsa needs the relative depth model it scales: --relative MODEL")
+    if caption is not None and captions_dir is not None:
+        _fail("give --caption or --captions-dir, not both")
+    if captions_dir is not None and not captions_dir.is_dir():
+        _fail(f"--captions-dir {captions_dir}: not a folder")
+    _parse_depth_range(depth_range)
+    return "rsa"
+
+
+def _rsa_source(relative, rsa, caption, captions_dir, text_encoder, depth_range, threshold, device):
+    """(depth source, per-item infer options, record fields) of --relative [--rsa]."""
+    from ..models.depth_pro.weights import CheckpointError
+    from ..models.relative import load_relative
+
+    say("loading ", relative)
+    try:
+        relative_model = load_relative(relative, device=device)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        _fail(str(err))
+    if rsa is None:
+        return relative_model, None, {"relative": relative_model.name}
+    from ..rsa.baselines import load_scale_model
+    from ..rsa.captions import caption_file_for, read_caption_file
+    from ..rsa.detector import AutoCaptioner
+    from ..rsa.pipeline import RSAPipeline
+
+    low, high = _parse_depth_range(depth_range)
+    try:
+        head = load_scale_model(rsa)
+        captioner = AutoCaptioner(score_threshold=threshold) if caption == "auto" else None
+        pipeline = RSAPipeline(
+            relative_model,
+            text_encoder,
+            head,
+            min_depth=low,
+            max_depth=high,
+            captioner=captioner,
+            device=device,
+        )
+    except (CheckpointError, ValueError, RuntimeError, OSError) as err:
+        _fail(f"--rsa {rsa}: {err}")
+    if pipeline.conditioning == "text" and caption is None and captions_dir is None:
+        _fail("RSA needs a caption: --caption 'An image with ...', --caption auto, or --captions-dir DIR")
+    say(
+        f"RSA: {rsa} ({head.layout}) on {relative_model.name}",
+        f", text encoder {pipeline.text_encoder.name}" if pipeline.text_encoder else "",
+    )
+
+    def options(item, info) -> dict:
+        if pipeline.conditioning == "image":
+            return {}
+        if captions_dir is None:
+            return {"caption": caption}
+        if "input" in info:
+            path = caption_file_for(info["input"], captions_dir)
+        else:
+            path = captions_dir / f"{info['sample']}.txt"
+        return {"caption": read_caption_file(path)[0]}
+
+    extra = {"rsa": rsa, **pipeline.describe()}
+    if caption == "auto":
+        extra["caption_threshold"] = threshold
+    return pipeline, options, extra
+
+
 @app.command()
 def predict(
     inputs: Annotated[
@@ -194,8 +315,12 @@ def predict(
         ),
     ] = "auto",
     formats: Annotated[
-        str, typer.Option(help="Comma-separated outputs: npz, depth16, color, ply, json.")
-    ] = "npz,depth16,color,ply,json",
+        str | None,
+        typer.Option(
+            help="Comma-separated outputs: npz, depth16, color, ply, json (default: all; --relative: npz, "
+            "color, json; --rsa: no ply unless --f-px)."
+        ),
+    ] = None,
     max_depth: Annotated[
         float | None,
         typer.Option("--max-depth", help="Metres; farther pixels are left out of the PNG and the PLY."),
@@ -207,12 +332,28 @@ def predict(
         bool,
         typer.Option("--skip-existing", help="Skip images whose outputs metricdepth already wrote (resume)."),
     ] = False,
+    relative: RelativeOption = None,
+    rsa: RSAOption = None,
+    caption: CaptionOption = None,
+    captions_dir: CaptionsDirOption = None,
+    text_encoder: TextEncoderOption = None,
+    depth_range: DepthRangeOption = None,
+    caption_threshold: CaptionThresholdOption = 0.5,
 ) -> None:
-    """Predict metric depth, focal length and a point cloud for each image (or benchmark sample)."""
+    """Predict metric depth, focal length and a point cloud for each image (or benchmark sample).
+
+    With --rsa CKPT --relative MODEL: RSA's metric depth from a relative model and a caption
+    (--caption TEXT, --caption auto, or --captions-dir). With --relative alone: relative depth."""
     from ..inference import FOCAL_POLICIES
     from ..io.writers import FORMATS
 
-    chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    rsa_mode = _check_rsa_options(relative, rsa, caption, captions_dir, text_encoder, depth_range)
+    if formats is None:
+        chosen = [
+            f for f in FORMATS if f not in _NO_CAMERA_FORMATS.get(rsa_mode or "", ()) or (f == "ply" and f_px)
+        ]
+    else:
+        chosen = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = sorted(set(chosen) - set(FORMATS))
     if unknown or not chosen:
         _fail(f"--formats: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(FORMATS)}")
@@ -252,7 +393,14 @@ def predict(
         for _, message in failures:
             say("  ", message)
         raise typer.Exit(1 if failures else 0)
-    model = _load_model(checkpoint, device, precision)
+    infer_options = None
+    if rsa_mode is None:
+        model = _load_model(checkpoint, device, precision)
+        extra = {"checkpoint": checkpoint, "model": model.config.name, "focal_policy": focal}
+    else:
+        model, infer_options, extra = _rsa_source(
+            relative, rsa, caption, captions_dir, text_encoder, depth_range, caption_threshold, device
+        )
     with _progress() as progress, _signals_as_exit():
         task = progress.add_task("predicting", total=len(items))
 
@@ -268,10 +416,11 @@ def predict(
             f_px=f_px,
             focal=focal,
             max_depth=max_depth,
-            extra={"checkpoint": checkpoint, "model": model.config.name, "focal_policy": focal},
+            extra=extra,
             overwrite=overwrite,
             skip_existing=skip_existing,
             on_done=on_done,
+            infer_options=infer_options,
         )
 
     for path in report.cleaned:
@@ -354,12 +503,68 @@ def evaluate(
         typer.Option("--boundary-f1/--no-boundary-f1", help="Score boundary F1 (default: dense-GT sets)."),
     ] = None,
     device: Annotated[str, typer.Option(help="For --checkpoint: auto, cpu, cuda, mps.")] = "auto",
+    relative: RelativeOption = None,
+    rsa: Annotated[
+        list[str],
+        typer.Option(
+            "--rsa",
+            help="RSA head(s) to evaluate on --relative (LABEL=CKPT or CKPT; repeatable; an Image baseline's "
+            "file works too).",
+        ),
+    ] = [],  # noqa: B006
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines",
+            help="With --relative: RSA's comparison table, Median, Linear Fit, Global (with --global-fit) "
+            "and each --rsa head, one row per method.",
+        ),
+    ] = False,
+    caption: Annotated[
+        str,
+        typer.Option(help="With --rsa: 'sample' (each sample's own caption), 'auto' (detector) or a text."),
+    ] = "sample",
+    caption_kind: Annotated[
+        str, typer.Option(help="With --rsa and sample captions: all, structured, free or none.")
+    ] = "all",
+    captions_dir: CaptionsDirOption = None,
+    text_encoder: TextEncoderOption = None,
+    depth_range: DepthRangeOption = None,
 ) -> None:
-    """Evaluate predictions or a model on benchmarks; writes results.{md,csv,json} and per_image.csv."""
+    """Evaluate predictions or a model on benchmarks; writes results.{md,csv,json} and per_image.csv.
+
+    Depth sources: --predictions, --checkpoint (Depth Pro), --relative MODEL (score it with -a median,
+    lstsq-disparity, global-disparity), --relative MODEL --rsa CKPT (RSA), and --baselines for RSA's
+    whole comparison table."""
     from rich.progress import Progress
 
+    if relative is not None:
+        if predictions is not None or checkpoint is not None:
+            _fail("--relative replaces --predictions / --checkpoint: give one depth source")
+        _evaluate_rsa(
+            dataset,
+            relative,
+            rsa,
+            baselines,
+            alignment,
+            global_fit,
+            caption,
+            caption_kind,
+            captions_dir,
+            text_encoder,
+            depth_range,
+            output,
+            device,
+            min_depth,
+            max_depth,
+            crop,
+            boundary_f1,
+        )
+        return
+    if rsa or baselines:
+        _fail("--rsa and --baselines evaluate a relative model: add --relative MODEL")
     if (predictions is None) == (checkpoint is None):
-        _fail("give exactly one of --predictions and --checkpoint")
+        _fail("give exactly one of --predictions and --checkpoint (or --relative MODEL)")
     if save_predictions is not None and checkpoint is None:
         _fail("--save-predictions needs --checkpoint (the predictions are what the model predicts)")
     for name, value in (("--min-depth", min_depth), ("--max-depth", max_depth)):
@@ -426,6 +631,112 @@ def evaluate(
     if result.failures:
         say((f"{len(result.failures)} image(s) not scored:", "red"))
         for label, name, reason in result.failures:
+            say("  ", f"{label} / {name}: {reason}")
+        raise typer.Exit(1)
+
+
+def _evaluate_rsa(
+    dataset,
+    relative,
+    rsa,
+    baselines,
+    alignment,
+    global_fit,
+    caption,
+    caption_kind,
+    captions_dir,
+    text_encoder,
+    depth_range,
+    output,
+    device,
+    min_depth,
+    max_depth,
+    crop,
+    boundary_f1,
+) -> None:
+    """``evaluate --relative``: a relative model under alignments, RSA heads, or the whole comparison."""
+    from rich.progress import Progress
+
+    from ..evaluation import evaluate as run_evaluation
+    from ..evaluation import write_tables
+    from ..models.depth_pro.weights import CheckpointError
+    from ..models.relative import load_relative
+    from ..rsa.baselines import RelativePredictor, compare, load_scale_model
+    from ..rsa.captions import CAPTION_KINDS
+    from ..rsa.training import ORACLE_RELATIVE
+
+    if caption_kind not in CAPTION_KINDS:
+        _fail(f"--caption-kind {caption_kind!r}: choose {', '.join(CAPTION_KINDS)}")
+    if not baselines and not rsa and "none" in alignment:
+        _fail(
+            "a relative model has no metric scale: give -a median / lstsq-disparity / global-disparity, "
+            "--rsa CKPT, or --baselines"
+        )
+    low, high = _parse_depth_range(depth_range)
+    _writable_dir(output, "--output")
+    overrides = {"min_depth": min_depth, "max_depth": max_depth, "crop": crop, "boundary_f1": boundary_f1}
+    eval_sets = _open_benchmarks(dataset, **overrides)
+    fit_sets = {s.label: s for s in _open_benchmarks(global_fit, **overrides)}
+    try:
+        source = relative if relative == ORACLE_RELATIVE else load_relative(relative, device=device)
+        models = {}
+        for spec in rsa:
+            label, sep, path = spec.partition("=")
+            label, path = (
+                (label, path) if sep and not Path(spec).exists() else ("RSA" if len(rsa) == 1 else spec, spec)
+            )
+            models[label] = load_scale_model(path)
+    except (CheckpointError, ValueError, FileNotFoundError, OSError) as err:
+        _fail(str(err))
+    total = sum(len(s.dataset) for s in eval_sets)
+    runs = (3 if baselines else 0) + len(models) if (baselines or models) else 1
+    with Progress(console=console) as progress, _signals_as_exit():
+        task = progress.add_task(
+            "evaluating", total=total * runs + sum(len(s.dataset) for s in fit_sets.values())
+        )
+        advance = lambda *_: progress.advance(task)  # noqa: E731
+        try:
+            if baselines or models:
+                result = compare(
+                    source,
+                    eval_sets,
+                    models=models,
+                    text_encoder=text_encoder,
+                    global_fit=fit_sets if baselines and fit_sets else None,
+                    caption=caption,
+                    caption_kind=caption_kind,
+                    captions_dir=captions_dir,
+                    depth_range=(low, high),
+                    on_image=advance,
+                )
+                if not baselines:  # only the heads' rows
+                    result.rows = [r for r in result.rows if r["alignment"] in models]
+                    result.per_image = [r for r in result.per_image if r["alignment"] in models]
+            else:
+                result = run_evaluation(
+                    RelativePredictor(source), eval_sets, alignment, global_fit=fit_sets, on_image=advance
+                )
+        except (FileNotFoundError, ValueError, RuntimeError) as err:
+            _fail(str(err))
+    info = {
+        "source": f"relative {relative}",
+        "rsa": rsa,
+        "datasets": dataset,
+        "caption": caption,
+        "caption_kind": caption_kind,
+        "alignments": "methods" if (baselines or models) else alignment,
+    }
+    if global_fit:
+        info["global_fit"] = global_fit
+    try:
+        write_tables(result, output, info=info)
+    except OSError as err:
+        _fail(f"--output {output}: cannot write the results ({err.strerror or err})")
+    typer.echo((output / "results.md").read_text())
+    say("wrote results to ", str(output))
+    if result.failures:
+        say((f"{len(result.failures)} image(s) not scored:", "red"))
+        for label, name, reason in result.failures[:20]:
             say("  ", f"{label} / {name}: {reason}")
         raise typer.Exit(1)
 
@@ -655,6 +966,28 @@ def train_fov(
     """Train the FOV head alone on a frozen depth network (run.task=fov)."""
     _train_command(
         config, overrides or [], out, resume, max_steps, checkpoint_every, init, list_configs, "fov"
+    )
+
+
+@app.command("train-rsa")
+def train_rsa(
+    config: ConfigArg = None,
+    overrides: OverridesArg = None,
+    out: RunDirOption = None,
+    resume: ResumeOption = False,
+    max_steps: MaxStepsOption = None,
+    checkpoint_every: CheckpointEveryOption = None,
+    init: Annotated[
+        str | None,
+        typer.Option(help="Start from this RSA head (an official checkpoint, rsa.safetensors, RUN/last)."),
+    ] = None,
+    list_configs: ListConfigsOption = False,
+) -> None:
+    """Train an RSA head (caption → scale and shift of a frozen relative model; run.task=rsa).
+
+    The head is saved as RUN/last/model.safetensors with its text encoder's name: predict --rsa RUN/last."""
+    _train_command(
+        config, overrides or [], out, resume, max_steps, checkpoint_every, init, list_configs, "rsa"
     )
 
 

@@ -401,6 +401,11 @@ def save_prediction(
         raise ValueError(f"max_depth must be a positive number of metres, got {max_depth}")
     if not prediction.is_metric and {"depth16", "ply"} & set(formats):
         raise ValueError("a relative prediction has no metric depth: depth16 and ply need one")
+    if "ply" in formats and prediction.intrinsics is None:
+        raise ValueError(
+            "a point cloud (ply) needs the camera's focal length, and this prediction has none "
+            "(RSA has no camera model): give one (--f-px), or leave ply out of the formats"
+        )
     stem = Path(out_stem)
     camera = camera_summary(prediction)
     provenance = {key: camera[key] for key in ("kind", "focal_px", "focal_source", "predicted_fov_deg")}

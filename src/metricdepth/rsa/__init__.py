@@ -36,6 +36,7 @@ _EXPORTS = {
     "ImageBaseline": "metricdepth.rsa.baselines",
     "BASELINE_ALIGNMENTS": "metricdepth.rsa.baselines",
     "load_scale_model": "metricdepth.rsa.baselines",
+    "compare": "metricdepth.rsa.baselines",
     "AutoCaptioner": "metricdepth.rsa.detector",
     "COCODetector": "metricdepth.rsa.detector",
     "CAPTION_KINDS": "metricdepth.rsa.captions",
@@ -63,6 +64,7 @@ __all__ = [
     "RSATask",
     "TextEncoder",
     "caption_file_for",
+    "compare",
     "load_scale_model",
     "metric_depth",
     "oracle_inverse_depth",
@@ -73,7 +75,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .baselines import BASELINE_ALIGNMENTS, ImageBaseline, load_scale_model
+    from .baselines import BASELINE_ALIGNMENTS, ImageBaseline, compare, load_scale_model
     from .captions import (
         CAPTION_KINDS,
         CaptionError,

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from .head import METADATA_KEY, RSAHead
 
-__all__ = ["BASELINE_ALIGNMENTS", "ImageBaseline"]
+__all__ = ["BASELINE_ALIGNMENTS", "ImageBaseline", "RelativePredictor", "compare", "load_scale_model"]
 
 BASELINE_ALIGNMENTS = {"Median": "median", "Linear Fit": "lstsq-disparity", "Global": "global-disparity"}
 """The paper's baseline names → the evaluation toolkit's alignment of the relative model's output."""
@@ -129,3 +129,96 @@ def load_scale_model(path: str | os.PathLike) -> RSAHead | ImageBaseline:
                 raise CheckpointError(f"{file}: not a matching Image baseline ({err})") from None
             return model.eval()
     return RSAHead.from_pretrained(path)
+
+
+# ------------------------------------------------------------------------------ the comparison
+class RelativePredictor:
+    """``predict(sample)``: a relative model's inverse depth of the sample's image (``kind="relative"``),
+    or, for ``relative="ground-truth"``, the sample's own depth as min-max normalised inverse depth."""
+
+    def __init__(self, relative: Any) -> None:
+        from .training import ORACLE_RELATIVE
+
+        self.relative = None if relative == ORACLE_RELATIVE else relative
+
+    def predict(self, sample: dict[str, Any]) -> Any:
+        from ..io.images import LoadedImage
+        from ..prediction import Prediction
+        from .training import oracle_inverse_depth
+
+        if self.relative is None:
+            if sample.get("depth") is None:
+                raise ValueError(
+                    f"{sample['name']}: relative depth from ground truth needs the sample's depth"
+                )
+            y = oracle_inverse_depth(sample["depth"], sample.get("valid"))
+            return Prediction(depth=None, inverse_depth=y, kind="relative")
+        return self.relative.infer(LoadedImage(rgb=sample["image"]))
+
+
+def compare(
+    relative: Any,
+    eval_sets: list[Any],
+    *,
+    models: dict[str, Any] | None = None,
+    text_encoder: Any = None,
+    global_fit: dict[str, Any] | None = None,
+    caption: str = "sample",
+    caption_kind: str = "all",
+    caption_index: int = 0,
+    captions_dir: str | os.PathLike | None = None,
+    depth_range: tuple[float, float] = (1e-3, 1e4),
+    on_image: Any = None,
+) -> Any:
+    """RSA's comparison table on any data: one :class:`~metricdepth.evaluation.runner.EvalResult` whose
+    ``alignment`` column names the method — Median, Linear Fit, Global (when ``global_fit`` gives each
+    dataset a split to fit on, e.g. its training split) and one row per model in ``models`` (label →
+    an :class:`RSAHead` or :class:`ImageBaseline`, e.g. ``{"RSA": head, "Image": image_baseline}``).
+
+    ``relative``: a :class:`~metricdepth.models.relative.RelativeDepthModel` (or anything
+    ``load_relative`` takes, or ``"ground-truth"``). Captions: see :class:`RSAPredictor`.
+    """
+    from ..evaluation.runner import EvalResult, evaluate
+    from ..models.relative import RelativeDepthModel, load_relative
+    from .pipeline import RSAPipeline, RSAPredictor
+    from .text import TextEncoder
+    from .training import ORACLE_RELATIVE
+
+    if relative != ORACLE_RELATIVE and not isinstance(relative, RelativeDepthModel):
+        relative = load_relative(relative)
+    names = {mode: name for name, mode in BASELINE_ALIGNMENTS.items()}
+    alignments = ["median", "lstsq-disparity"] + (["global-disparity"] if global_fit else [])
+    results = [
+        (
+            None,
+            evaluate(
+                RelativePredictor(relative), eval_sets, alignments, global_fit=global_fit, on_image=on_image
+            ),
+        )
+    ]
+    encoders: dict[str, Any] = {}
+    for label, model in (models or {}).items():
+        encoder = text_encoder
+        if getattr(model, "conditioning", "text") == "text" and encoder is None:
+            name = model.text_encoder
+            if not name:
+                raise ValueError(f"{label}: the head does not name its text encoder; pass text_encoder=")
+            encoder = encoders.setdefault(name, TextEncoder.create(name))
+        pipeline = RSAPipeline(relative, encoder, model, min_depth=depth_range[0], max_depth=depth_range[1])
+        predictor = RSAPredictor(
+            pipeline, caption=caption, kind=caption_kind, index=caption_index, captions_dir=captions_dir
+        )
+        results.append((label, evaluate(predictor, eval_sets, ("none",), on_image=on_image)))
+    merged = EvalResult()
+    for label, result in results:
+        for row in result.rows:
+            merged.rows.append({**row, "alignment": label or names.get(row["alignment"], row["alignment"])})
+        for row in result.per_image:
+            merged.per_image.append(
+                {**row, "alignment": label or names.get(row["alignment"], row["alignment"])}
+            )
+        merged.protocols.update(result.protocols)
+        merged.failures += [(d, n, f"{label or 'baselines'}: {r}") for d, n, r in result.failures]
+    order = {s.label: i for i, s in enumerate(eval_sets)}
+    merged.rows.sort(key=lambda r: order.get(r["dataset"], len(order)))
+    return merged
