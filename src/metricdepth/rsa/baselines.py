@@ -169,11 +169,13 @@ def compare(
     captions_dir: str | os.PathLike | None = None,
     depth_range: tuple[float, float] = (1e-3, 1e4),
     on_image: Any = None,
+    baselines: bool = True,
 ) -> Any:
     """RSA's comparison table on any data: one :class:`~metricdepth.evaluation.runner.EvalResult` whose
     ``alignment`` column names the method — Median, Linear Fit, Global (when ``global_fit`` gives each
     dataset a split to fit on, e.g. its training split) and one row per model in ``models`` (label →
     an :class:`RSAHead` or :class:`ImageBaseline`, e.g. ``{"RSA": head, "Image": image_baseline}``).
+    ``baselines=False`` scores only the models.
 
     ``relative``: a :class:`~metricdepth.models.relative.RelativeDepthModel` (or anything
     ``load_relative`` takes, or ``"ground-truth"``). Captions: see :class:`RSAPredictor`.
@@ -184,18 +186,18 @@ def compare(
     from .text import TextEncoder
     from .training import ORACLE_RELATIVE
 
-    if relative != ORACLE_RELATIVE and not isinstance(relative, RelativeDepthModel):
+    if relative != ORACLE_RELATIVE and not (
+        isinstance(relative, RelativeDepthModel) or hasattr(relative, "inverse_depth")
+    ):
         relative = load_relative(relative)
     names = {mode: name for name, mode in BASELINE_ALIGNMENTS.items()}
     alignments = ["median", "lstsq-disparity"] + (["global-disparity"] if global_fit else [])
-    results = [
-        (
-            None,
-            evaluate(
-                RelativePredictor(relative), eval_sets, alignments, global_fit=global_fit, on_image=on_image
-            ),
+    results = []
+    if baselines:
+        predictor = RelativePredictor(relative)
+        results.append(
+            (None, evaluate(predictor, eval_sets, alignments, global_fit=global_fit, on_image=on_image))
         )
-    ]
     encoders: dict[str, Any] = {}
     for label, model in (models or {}).items():
         encoder = text_encoder

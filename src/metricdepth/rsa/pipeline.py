@@ -74,8 +74,8 @@ class RSAPipeline:
         self.conditioning = getattr(head, "conditioning", "text")
         if relative == ORACLE_RELATIVE:  # y comes with each call (infer's inverse_relative)
             self.relative = None
-        elif isinstance(relative, RelativeDepthModel):
-            self.relative = relative
+        elif isinstance(relative, RelativeDepthModel) or hasattr(relative, "inverse_depth"):
+            self.relative = relative  # any object with inverse_depth(pixels) -> (H, W)
         else:
             self.relative = load_relative(relative)
         if self.conditioning == "text":
@@ -94,7 +94,9 @@ class RSAPipeline:
                     f"RSA head takes {head.in_dim}-d ones (trained with {trained})"  # type: ignore[union-attr]
                 )
         self.text_encoder = text_encoder
-        self.head = head.to(self.device).eval().requires_grad_(False)
+        self.head = head.to(
+            self.device
+        ).eval()  # inference runs under no_grad; a trained head stays trainable
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         self._captioner = captioner
 

@@ -86,7 +86,7 @@ class RSATable:
         y: (N, S, S) float32 inverse relative depth (bilinear from the image's size).
         depth: (N, S, S) float32 ground truth, metres (nearest), 0 where invalid.
         valid: (N, S, S) bool.
-        captions: each sample's captions of the chosen kind.
+        captions: each sample's captions (all kinds; a run draws from the kind it trains on).
         images: (N, 3, I, I) uint8 images for the Image baseline, else None.
         skipped: (sample, reason) of samples left out.
     """
@@ -124,7 +124,6 @@ def _cache_key(config: DatasetConfig, rsa: RSAConfig) -> str:
         "relative": relative,
         "relative_files": stamp,
         "size": rsa.size,
-        "captions": rsa.captions,
         "image_size": rsa.image_size if rsa.conditioning == "image" else None,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
@@ -152,11 +151,10 @@ def precompute(
 
     ``relative``: a :class:`~metricdepth.models.relative.RelativeDepthModel`, or
     :data:`ORACLE_RELATIVE`. ``dataset``: an opened dataset (default: ``open_source(config)``).
-    Samples without valid depth or without captions (unless ``rsa.captions`` is ``none``) are left
+    Samples without valid depth or without any caption (unless ``rsa.captions`` is ``none``) are left
     out and listed in ``skipped``.
     """
     from ..io.atomic import atomic_path
-    from .captions import CaptionError, select_captions
 
     label = dataset_label(config)
     cache = None
@@ -190,11 +188,8 @@ def precompute(
                 valid &= torch.as_tensor(np.asarray(sample["valid"], dtype=bool))
             if not valid.any():
                 raise ValueError("no valid depth")
-            try:
-                chosen = select_captions(list(sample.get("captions") or []), rsa.captions)
-            except CaptionError as err:
-                raise ValueError(str(err)) from None
-            if not chosen:
+            chosen = [str(c) for c in sample.get("captions") or []]
+            if not chosen and rsa.captions != "none":
                 raise ValueError("no captions")
             rgb = torch.from_numpy(np.ascontiguousarray(sample["image"])).permute(2, 0, 1)
             if relative == ORACLE_RELATIVE:
@@ -280,6 +275,8 @@ class RSAMixture(MixtureDataset):
         table: RSATable = self.datasets[source]
         if self.embeddings is not None and self.caption_ids is not None:
             ids = self.caption_ids[source][index]
+            if not ids:
+                return None, table.names[index], "no caption of the kind this run trains on"
             condition = self.embeddings[ids[int(rng.integers(len(ids)))]]
         else:
             condition = table.images[index]  # type: ignore[index]
@@ -393,18 +390,31 @@ class RSATask(Task):
                 )
         embeddings = caption_ids = None
         if config.rsa.conditioning == "text":
-            embeddings, caption_ids = self._embed(tables, cache)
+            embeddings, caption_ids = self._embed(tables, config.rsa.captions, cache)
         return RSAMixture(
             config.data.datasets, tables, embeddings=embeddings, caption_ids=caption_ids, seed=config.run.seed
         )
 
-    def _embed(self, tables: Sequence[RSATable], cache: Path | None) -> tuple[Tensor, list[list[list[int]]]]:
-        """One embedding per distinct caption (cached on disk by encoder and caption list)."""
+    def _embed(
+        self, tables: Sequence[RSATable], kind: str, cache: Path | None
+    ) -> tuple[Tensor, list[list[list[int]]]]:
+        """One embedding per distinct caption of ``kind`` (cached on disk by encoder and caption list),
+        and each sample's caption indices (empty where it has no caption of that kind)."""
         from ..io.atomic import atomic_path
+        from .captions import CaptionError, select_captions
 
-        unique = sorted({c for table in tables for captions in table.captions for c in captions})
+        def chosen(captions: list[str]) -> list[str]:
+            try:
+                return select_captions(captions, kind)
+            except CaptionError:
+                return []
+
+        selected = [[chosen(captions) for captions in table.captions] for table in tables]
+        unique = sorted({c for table in selected for captions in table for c in captions})
+        if not unique:
+            raise ConfigError(f"rsa.captions: no training sample has a {kind} caption")
         index = {caption: i for i, caption in enumerate(unique)}
-        ids = [[[index[c] for c in captions] for captions in table.captions] for table in tables]
+        ids = [[[index[c] for c in captions] for captions in table] for table in selected]
         digest = hashlib.sha256(json.dumps([self.text_encoder.name, unique]).encode()).hexdigest()[:20]
         path = (
             cache / f"embeddings-{_safe(self.text_encoder.name)}-{digest}.pt" if cache is not None else None
