@@ -1,0 +1,125 @@
+"""``metricdepth predict --rsa / --relative`` and ``evaluate --relative / --rsa / --baselines``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from metricdepth.cli.app import app
+from metricdepth.rsa import RSAHead
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_RELATIVE = str(REPO / "examples" / "weights" / "tiny-relative.safetensors")
+IMAGE = REPO / "tests" / "data" / "leuvenA.jpg"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def head_file(tmp_path_factory) -> Path:
+    return RSAHead(384, "small", text_encoder="minilm").save_pretrained(
+        tmp_path_factory.mktemp("head") / "rsa.safetensors"
+    )
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("scenes")
+    runner = CliRunner()
+    for name, seed in (("test", 2000), ("train", 0)):
+        result = runner.invoke(
+            app, ["synth", str(root / name), "--count", "4", "--size", "64", "--seed", str(seed)]
+        )
+        assert result.exit_code == 0, result.output
+    return root / "test", root / "train"
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_usage_errors_exit_2_and_write_nothing(tmp_path, head_file):
+    out = tmp_path / "out"
+    result = run("predict", IMAGE, "--rsa", head_file, "--caption", "x", "-o", out)
+    assert result.exit_code == 2 and "--relative" in result.output
+    result = run("predict", IMAGE, "--caption", "x", "-o", out)
+    assert result.exit_code == 2 and "only apply with --rsa" in result.output
+    result = run("predict", IMAGE, "--rsa", head_file, "--relative", TINY_RELATIVE, "-o", out)
+    assert result.exit_code == 2 and "needs a caption" in result.output
+    result = run(
+        "predict", IMAGE, "--rsa", head_file, "--relative", TINY_RELATIVE, "--caption", "x",
+        "--depth-range", "5,1", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--depth-range" in result.output
+    assert not out.exists()
+
+
+def test_relative_prediction_alone(tmp_path):
+    out = tmp_path / "out"
+    result = run("predict", IMAGE, "--relative", TINY_RELATIVE, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "leuvenA.json",
+        "leuvenA.npz",
+        "leuvenA_inverse_depth.png",
+    ]
+    with np.load(out / "leuvenA.npz") as data:
+        assert str(data["kind"]) == "relative" and "depth" not in data
+
+
+def test_captions_dir_per_image_and_a_missing_caption_fails_only_that_image(tmp_path, head_file):
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(IMAGE, images / "a.jpg")
+    shutil.copy(IMAGE, images / "b.jpg")
+    captions = tmp_path / "captions"
+    captions.mkdir()
+    (captions / "a.txt").write_text("A street with houses.\nAn image with two cars.\n")
+    out = tmp_path / "out"
+    result = run(
+        "predict", images, "--rsa", head_file, "--relative", TINY_RELATIVE, "--captions-dir", captions,
+        "--f-px", "500", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "b.txt" in result.output
+    record = json.loads((out / "a.json").read_text())
+    assert record["caption"] == "A street with houses." and record["focal_px"] == 500.0
+    assert (out / "a.ply").is_file()  # with a focal length, RSA depth has a point cloud
+    assert not (out / "b.npz").exists()
+
+
+def test_evaluate_the_whole_comparison_in_one_command(tmp_path, head_file, scenes):
+    test, train = scenes
+    out = tmp_path / "eval"
+    result = run(
+        "evaluate", "-d", f"folder={test}", "--relative", "ground-truth", "--baselines",
+        "--global-fit", f"folder={train}", "--rsa", f"RSA={head_file}", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["alignment"] for r in rows] == ["Median", "Linear Fit", "Global", "RSA"]
+    assert all(r["images"] == 4 for r in rows)
+    assert rows[1]["abs_rel"] < 1e-4  # Linear Fit undoes the normalisation of ground-truth relative depth
+    assert "Linear Fit" in (out / "results.md").read_text()
+
+
+def test_evaluate_a_relative_model_under_alignments(tmp_path, scenes):
+    test, _ = scenes
+    out = tmp_path / "eval"
+    result = run(
+        "evaluate", "-d", f"folder={test}", "--relative", TINY_RELATIVE,
+        "-a", "median", "-a", "lstsq-disparity", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["alignment"] for r in rows] == ["median", "lstsq-disparity"]
+    result = run("evaluate", "-d", f"folder={test}", "--relative", TINY_RELATIVE, "-o", tmp_path / "e2")
+    assert result.exit_code == 2 and "no metric scale" in result.output
