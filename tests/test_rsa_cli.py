@@ -75,6 +75,31 @@ def test_relative_prediction_alone(tmp_path):
         assert str(data["kind"]) == "relative" and "depth" not in data
 
 
+def test_relative_alone_refuses_metric_formats_and_ignores_a_focal(tmp_path):
+    result = run("predict", IMAGE, "--relative", TINY_RELATIVE, "--formats", "npz,ply", "-o", tmp_path / "x")
+    assert result.exit_code == 2 and "depth16 and ply need --rsa" in result.output
+    result = run("predict", IMAGE, "--relative", TINY_RELATIVE, "--f-px", "500", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "out" / "leuvenA.ply").exists()
+
+
+def test_captions_dir_mirrors_nested_folders(tmp_path, head_file):
+    images = tmp_path / "images"
+    for scene in ("bathroom", "kitchen"):
+        (images / scene).mkdir(parents=True)
+        shutil.copy(IMAGE, images / scene / "rgb_00045.jpg")
+        (tmp_path / "captions" / scene).mkdir(parents=True)
+        (tmp_path / "captions" / scene / "rgb_00045.txt").write_text(f"A {scene}.\n")
+    out = tmp_path / "out"
+    result = run(
+        "predict", images, "--rsa", head_file, "--relative", TINY_RELATIVE,
+        "--captions-dir", tmp_path / "captions", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for scene in ("bathroom", "kitchen"):
+        assert json.loads((out / scene / "rgb_00045.json").read_text())["caption"] == f"A {scene}."
+
+
 def test_captions_dir_per_image_and_a_missing_caption_fails_only_that_image(tmp_path, head_file):
     images = tmp_path / "images"
     images.mkdir()
@@ -109,6 +134,8 @@ def test_evaluate_the_whole_comparison_in_one_command(tmp_path, head_file, scene
     assert all(r["images"] == 4 for r in rows)
     assert rows[1]["abs_rel"] < 1e-4  # Linear Fit undoes the normalisation of ground-truth relative depth
     assert "Linear Fit" in (out / "results.md").read_text()
+    per_image = (out / "per_image.csv").read_text().splitlines()
+    assert "caption" in per_image[0] and "An image with" in "\n".join(per_image)  # the captions RSA used
 
 
 def test_evaluate_a_relative_model_under_alignments(tmp_path, scenes):

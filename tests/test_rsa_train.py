@@ -168,7 +168,14 @@ def test_objective_ignores_ground_truth_out_of_range():
     model = Constant(1.0, 0.5)
     objective = RSAObjective(model, RSAConfig(max_depth=1.5, normalize_datasets=False), ["a"])
     loss, logs = objective(batch([0]))  # every valid pixel is 2 m > max_depth: nothing to learn from
-    assert float(loss) == 0.0 and "a" not in logs
+    assert float(loss.detach()) == 0.0 and "a" not in logs
+    loss.backward()  # a step on such a batch must not crash the run
+    assert float(model.alpha.grad) == 0.0
+    # Each item may carry its dataset's own range (the reference masks NYU at 10 m, KITTI at 80 m).
+    ranged = batch([0])
+    ranged["min_depth"], ranged["max_depth"] = torch.tensor([0.0]), torch.tensor([10.0])
+    loss, logs = objective(ranged)
+    assert float(loss.detach()) > 0 and "a" in logs
 
 
 def test_training_data_is_a_pure_function_of_position_and_draws_the_asked_captions(tmp_path):

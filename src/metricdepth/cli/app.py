@@ -175,7 +175,11 @@ CaptionOption = Annotated[
     typer.Option(help="With --rsa: the caption of every image, or 'auto' (offline COCO detector)."),
 ]
 CaptionsDirOption = Annotated[
-    Path | None, typer.Option(help="With --rsa: a folder of NAME.txt caption files (the first line is used).")
+    Path | None,
+    typer.Option(
+        help="With --rsa: caption files, the first line of each: DIR/REL.txt mirroring an input image's path "
+        "below its folder (DIR/STEM.txt for single files), DIR/SAMPLE.txt for -d samples."
+    ),
 ]
 TextEncoderOption = Annotated[
     str | None,
@@ -224,7 +228,7 @@ def _check_rsa_options(relative, rsa, caption, captions_dir, text_encoder, depth
     return "rsa"
 
 
-def _rsa_source(relative, rsa, caption, captions_dir, text_encoder, depth_range, threshold, device):
+def _rsa_source(relative, rsa, caption, captions_dir, text_encoder, depth_range, threshold, device, output):
     """(depth source, per-item infer options, record fields) of --relative [--rsa]."""
     from ..models.depth_pro.weights import CheckpointError
     from ..models.relative import load_relative
@@ -268,10 +272,15 @@ def _rsa_source(relative, rsa, caption, captions_dir, text_encoder, depth_range,
             return {}
         if captions_dir is None:
             return {"caption": caption}
-        if "input" in info:
-            path = caption_file_for(info["input"], captions_dir)
-        else:
-            path = captions_dir / f"{info['sample']}.txt"
+        path = captions_dir / f"{info['sample']}.txt" if "sample" in info else None
+        if path is None:  # the caption file mirrors the image's place under the inputs, as its outputs do
+            try:
+                relative_stem = item.out_stem.relative_to(output)
+            except ValueError:
+                relative_stem = Path(item.out_stem.name)
+            path = captions_dir / f"{relative_stem}.txt"
+            if not path.is_file() and relative_stem.parent != Path("."):
+                path = caption_file_for(info["input"], captions_dir)  # flat folder: DIR/STEM.txt
         return {"caption": read_caption_file(path)[0]}
 
     extra = {"rsa": rsa, **pipeline.describe()}
@@ -349,14 +358,15 @@ def predict(
 
     rsa_mode = _check_rsa_options(relative, rsa, caption, captions_dir, text_encoder, depth_range)
     if formats is None:
-        chosen = [
-            f for f in FORMATS if f not in _NO_CAMERA_FORMATS.get(rsa_mode or "", ()) or (f == "ply" and f_px)
-        ]
+        skipped = _NO_CAMERA_FORMATS.get(rsa_mode or "", ())
+        chosen = [f for f in FORMATS if f not in skipped or (f == "ply" and f_px and rsa_mode == "rsa")]
     else:
         chosen = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = sorted(set(chosen) - set(FORMATS))
     if unknown or not chosen:
         _fail(f"--formats: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(FORMATS)}")
+    if rsa_mode == "relative" and {"depth16", "ply"} & set(chosen):
+        _fail("--relative alone predicts relative depth (no metres): depth16 and ply need --rsa CKPT as well")
     if f_px is not None and not (math.isfinite(f_px) and F_PX_RANGE[0] <= f_px <= F_PX_RANGE[1]):
         _fail(
             f"--f-px must be a focal length between {F_PX_RANGE[0]:g} and {F_PX_RANGE[1]:g} pixels, "
@@ -399,7 +409,7 @@ def predict(
         extra = {"checkpoint": checkpoint, "model": model.config.name, "focal_policy": focal}
     else:
         model, infer_options, extra = _rsa_source(
-            relative, rsa, caption, captions_dir, text_encoder, depth_range, caption_threshold, device
+            relative, rsa, caption, captions_dir, text_encoder, depth_range, caption_threshold, device, output
         )
     with _progress() as progress, _signals_as_exit():
         task = progress.add_task("predicting", total=len(items))
@@ -663,7 +673,7 @@ def _evaluate_rsa(
     from ..models.relative import load_relative
     from ..rsa.baselines import RelativePredictor, compare, load_scale_model
     from ..rsa.captions import CAPTION_KINDS
-    from ..rsa.training import ORACLE_RELATIVE
+    from ..rsa.pipeline import ORACLE_RELATIVE
 
     if caption_kind not in CAPTION_KINDS:
         _fail(f"--caption-kind {caption_kind!r}: choose {', '.join(CAPTION_KINDS)}")

@@ -172,6 +172,8 @@ class _Scores:
     def add(self, sample: Sample, prediction: Prediction) -> None:
         """Score one sample; raises ValueError (shape mismatch, nothing valid) before recording anything."""
         extra: dict[str, Any] = {}
+        if getattr(prediction, "caption", None) is not None:  # language-conditioned sources (RSA)
+            extra["caption"] = prediction.caption
         gt_focal = _gt_focal(sample)
         focal = model_focal_px(prediction)
         if focal is not None and gt_focal is not None:

@@ -33,6 +33,7 @@ _EXPORTS = {
     "metric_depth": "metricdepth.rsa.head",
     "RSAPipeline": "metricdepth.rsa.pipeline",
     "RSAPredictor": "metricdepth.rsa.pipeline",
+    "ORACLE_RELATIVE": "metricdepth.rsa.pipeline",
     "ImageBaseline": "metricdepth.rsa.baselines",
     "BASELINE_ALIGNMENTS": "metricdepth.rsa.baselines",
     "load_scale_model": "metricdepth.rsa.baselines",
@@ -47,12 +48,13 @@ _EXPORTS = {
     "structured_caption": "metricdepth.rsa.captions",
     "structured_captions": "metricdepth.rsa.captions",
     "RSATask": "metricdepth.rsa.training",
-    "oracle_inverse_depth": "metricdepth.rsa.training",
+    "oracle_inverse_depth": "metricdepth.rsa.pipeline",
 }
 
 __all__ = [
     "BASELINE_ALIGNMENTS",
     "CAPTION_KINDS",
+    "ORACLE_RELATIVE",
     "TEXT_ENCODERS",
     "AutoCaptioner",
     "COCODetector",
@@ -87,9 +89,9 @@ if TYPE_CHECKING:
     )
     from .detector import AutoCaptioner, COCODetector
     from .head import RSAHead, metric_depth
-    from .pipeline import RSAPipeline, RSAPredictor
+    from .pipeline import ORACLE_RELATIVE, RSAPipeline, RSAPredictor, oracle_inverse_depth
     from .text import TEXT_ENCODERS, TextEncoder
-    from .training import RSATask, oracle_inverse_depth
+    from .training import RSATask
 
 
 def __getattr__(name: str) -> Any:

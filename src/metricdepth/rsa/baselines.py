@@ -137,14 +137,14 @@ class RelativePredictor:
     or, for ``relative="ground-truth"``, the sample's own depth as min-max normalised inverse depth."""
 
     def __init__(self, relative: Any) -> None:
-        from .training import ORACLE_RELATIVE
+        from .pipeline import ORACLE_RELATIVE
 
         self.relative = None if relative == ORACLE_RELATIVE else relative
 
     def predict(self, sample: dict[str, Any]) -> Any:
         from ..io.images import LoadedImage
         from ..prediction import Prediction
-        from .training import oracle_inverse_depth
+        from .pipeline import oracle_inverse_depth
 
         if self.relative is None:
             if sample.get("depth") is None:
@@ -170,6 +170,8 @@ def compare(
     depth_range: tuple[float, float] = (1e-3, 1e4),
     on_image: Any = None,
     baselines: bool = True,
+    device: str = "auto",
+    captioner: Any = None,
 ) -> Any:
     """RSA's comparison table on any data: one :class:`~metricdepth.evaluation.runner.EvalResult` whose
     ``alignment`` column names the method — Median, Linear Fit, Global (when ``global_fit`` gives each
@@ -178,13 +180,13 @@ def compare(
     ``baselines=False`` scores only the models.
 
     ``relative``: a :class:`~metricdepth.models.relative.RelativeDepthModel` (or anything
-    ``load_relative`` takes, or ``"ground-truth"``). Captions: see :class:`RSAPredictor`.
+    ``load_relative`` takes, or ``"ground-truth"``). Captions: see :class:`RSAPredictor` (``captioner``:
+    what ``caption="auto"`` uses). ``device``: where heads and text encoders run.
     """
     from ..evaluation.runner import EvalResult, evaluate
     from ..models.relative import RelativeDepthModel, load_relative
-    from .pipeline import RSAPipeline, RSAPredictor
+    from .pipeline import ORACLE_RELATIVE, RSAPipeline, RSAPredictor
     from .text import TextEncoder
-    from .training import ORACLE_RELATIVE
 
     if relative != ORACLE_RELATIVE and not (
         isinstance(relative, RelativeDepthModel) or hasattr(relative, "inverse_depth")
@@ -205,8 +207,18 @@ def compare(
             name = model.text_encoder
             if not name:
                 raise ValueError(f"{label}: the head does not name its text encoder; pass text_encoder=")
-            encoder = encoders.setdefault(name, TextEncoder.create(name))
-        pipeline = RSAPipeline(relative, encoder, model, min_depth=depth_range[0], max_depth=depth_range[1])
+            if name not in encoders:
+                encoders[name] = TextEncoder.create(name, device=device)
+            encoder = encoders[name]
+        pipeline = RSAPipeline(
+            relative,
+            encoder,
+            model,
+            min_depth=depth_range[0],
+            max_depth=depth_range[1],
+            device=device,
+            captioner=captioner,
+        )
         predictor = RSAPredictor(
             pipeline, caption=caption, kind=caption_kind, index=caption_index, captions_dir=captions_dir
         )

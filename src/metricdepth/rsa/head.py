@@ -96,7 +96,8 @@ class RSAHead(nn.Module):
 
     def forward(self, embedding: Tensor) -> tuple[Tensor, Tensor]:
         """(B, D) embeddings → α (B,), β (B,), both > 0."""
-        features = self.scene_feat_net(embedding.float())
+        weight = self.scene_feat_net[0].weight  # embeddings may come from another device (the encoder's)
+        features = self.scene_feat_net(embedding.to(device=weight.device, dtype=weight.dtype))
         return torch.exp(self.scale_net(features))[:, 0], torch.exp(self.shift_net(features))[:, 0]
 
     def extra_repr(self) -> str:

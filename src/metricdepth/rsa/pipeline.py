@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -25,13 +26,37 @@ from ..inference import ImageInput, _stack, coerce_images, resolve_focal, user_c
 from ..prediction import Prediction
 from .head import RSAHead
 
-__all__ = ["AUTO_CAPTION", "RSAPipeline", "RSAPredictor"]
+__all__ = ["AUTO_CAPTION", "ORACLE_RELATIVE", "RSAPipeline", "RSAPredictor", "oracle_inverse_depth"]
 
 AUTO_CAPTION = "auto"
 """``caption="auto"``: caption each image with the offline COCO detector (:class:`AutoCaptioner`)."""
 
 DEFAULT_DEPTH_RANGE = (1e-3, 1e4)
 """Metres: the default clamp of RSA depth (the network range of the rest of the toolkit)."""
+
+
+ORACLE_RELATIVE = "ground-truth"
+"""``rsa.relative: ground-truth``: each image's own depth as min-max normalised inverse depth."""
+
+
+def oracle_inverse_depth(depth: np.ndarray | Tensor, valid: np.ndarray | Tensor | None = None) -> Tensor:
+    """Relative depth made from ground truth the way relative models lose scale: inverse depth on valid
+    pixels, min-max normalised per image to [0, 1] (0 elsewhere). (H, W) float32.
+
+    Both the scale and the shift of inverse depth are gone (a flat image gives 0.5 everywhere), so
+    only something outside the image's pixels — a caption — can restore them.
+    """
+    d = torch.as_tensor(np.asarray(depth) if not isinstance(depth, Tensor) else depth).float()
+    ok = torch.isfinite(d) & (d > 0)
+    if valid is not None:
+        ok &= torch.as_tensor(np.asarray(valid) if not isinstance(valid, Tensor) else valid).bool()
+    y = torch.zeros_like(d)
+    if not ok.any():
+        return y
+    inverse = 1.0 / d[ok]
+    low, high = inverse.min(), inverse.max()
+    y[ok] = (inverse - low) / (high - low) if high > low else torch.full_like(inverse, 0.5)
+    return y
 
 
 class RSAPipeline:
@@ -64,7 +89,6 @@ class RSAPipeline:
         from ..device import resolve_device
         from ..models.relative import RelativeDepthModel, load_relative
         from .text import TextEncoder
-        from .training import ORACLE_RELATIVE
 
         if head is None:
             raise ValueError("RSAPipeline needs a head: RSAHead.from_pretrained(PATH) or a trained one")
@@ -222,7 +246,6 @@ class RSAPipeline:
 
     def describe(self) -> dict[str, Any]:
         """What the pipeline is made of, for output records."""
-        from .training import ORACLE_RELATIVE
 
         return {
             "relative": self.relative.name if self.relative is not None else ORACLE_RELATIVE,
@@ -314,8 +337,6 @@ class RSAPredictor:
         caption = self.sample_caption(sample)
         given = None
         if self.pipeline.relative is None:  # ground-truth relative depth: normalised from the sample
-            from .training import oracle_inverse_depth
-
             if sample.get("depth") is None:
                 raise ValueError(
                     f"{sample['name']}: relative depth from ground truth needs the sample's depth"

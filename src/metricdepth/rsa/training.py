@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from torch import Tensor, nn
 from ..train.config import ConfigError, DatasetConfig, OptimConfig, RSAConfig, TrainConfig
 from ..train.data import MixtureDataset, dataset_label, open_source
 from ..train.tasks import Task
+from .pipeline import ORACLE_RELATIVE, oracle_inverse_depth
 
 __all__ = [
     "ORACLE_RELATIVE",
@@ -48,31 +50,8 @@ __all__ = [
     "precompute",
 ]
 
-ORACLE_RELATIVE = "ground-truth"
-"""``rsa.relative: ground-truth``: each image's own depth as min-max normalised inverse depth."""
-
 MAX_PRECOMPUTED = 200_000
-CACHE_VERSION = 1
-
-
-def oracle_inverse_depth(depth: np.ndarray | Tensor, valid: np.ndarray | Tensor | None = None) -> Tensor:
-    """Relative depth made from ground truth the way relative models lose scale: inverse depth on valid
-    pixels, min-max normalised per image to [0, 1] (0 elsewhere). (H, W) float32.
-
-    Both the scale and the shift of inverse depth are gone (a flat image gives 0.5 everywhere), so
-    only something outside the image's pixels — a caption — can restore them.
-    """
-    d = torch.as_tensor(np.asarray(depth) if not isinstance(depth, Tensor) else depth).float()
-    ok = torch.isfinite(d) & (d > 0)
-    if valid is not None:
-        ok &= torch.as_tensor(np.asarray(valid) if not isinstance(valid, Tensor) else valid).bool()
-    y = torch.zeros_like(d)
-    if not ok.any():
-        return y
-    inverse = 1.0 / d[ok]
-    low, high = inverse.min(), inverse.max()
-    y[ok] = (inverse - low) / (high - low) if high > low else torch.full_like(inverse, 0.5)
-    return y
+CACHE_VERSION = 2
 
 
 # ------------------------------------------------------------------------------ precomputation
@@ -107,26 +86,51 @@ class RSATable:
         return self.names[index]
 
 
+def _stamp(spec: str | None) -> Any:
+    """What identifies the contents of a local file or folder (names, sizes, modification times), so a
+    cache is not reused after the files change; None for things that are not local paths."""
+    if not spec:
+        return None
+    path = Path(spec)
+    if not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        info = file.stat()
+        digest.update(f"{file}|{info.st_size}|{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _local_part(spec: str) -> str:
+    """The path inside a relative-model spec (``hf:PATH``, ``depth-pro:PATH``) or a dataset spec
+    (``NAME=PATH,KEY=VALUE``)."""
+    for prefix in ("hf:", "depth-pro:"):
+        spec = spec.removeprefix(prefix)
+    return spec.split("=", 1)[-1].split(",")[0] if "=" in spec else spec
+
+
 def _cache_key(config: DatasetConfig, rsa: RSAConfig) -> str:
-    relative = rsa.relative
-    stamp: Any = None
-    path = Path(relative)
-    if path.exists():  # a local checkpoint: retrained weights must not reuse old maps
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        stamp = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    source_path = Path(config.source.split("=", 1)[-1].split(",")[0])
-    source_stamp = source_path.stat().st_mtime_ns if source_path.exists() else None
     key = {
         "version": CACHE_VERSION,
         "source": config.source,
-        "source_stamp": source_stamp,
+        "source_files": _stamp(_local_part(config.source)) if config.source != "synthetic" else None,
         "synthetic": asdict(config.synthetic) if config.source == "synthetic" else None,
-        "relative": relative,
-        "relative_files": stamp,
+        "captions_dir": config.captions_dir,
+        "captions_files": _stamp(config.captions_dir),
+        "relative": rsa.relative,
+        "relative_files": _stamp(_local_part(rsa.relative)),
         "size": rsa.size,
         "image_size": rsa.image_size if rsa.conditioning == "image" else None,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def depth_range(config: DatasetConfig, rsa: RSAConfig) -> tuple[float, float]:
+    """The dataset's supervised ground-truth range, metres (its own, else ``rsa.min_depth/max_depth``)."""
+    low = rsa.min_depth if config.min_depth is None else config.min_depth
+    high = rsa.max_depth if config.max_depth is None else config.max_depth
+    return float(low), float(high)
 
 
 def _resize(map_: Tensor, size: int, mode: str) -> Tensor:
@@ -151,8 +155,8 @@ def precompute(
 
     ``relative``: a :class:`~metricdepth.models.relative.RelativeDepthModel`, or
     :data:`ORACLE_RELATIVE`. ``dataset``: an opened dataset (default: ``open_source(config)``).
-    Samples without valid depth or without any caption (unless ``rsa.captions`` is ``none``) are left
-    out and listed in ``skipped``.
+    Samples without valid ground truth in the dataset's depth range, or whose caption file is missing
+    (``captions_dir``), are left out and listed in ``skipped``.
     """
     from ..io.atomic import atomic_path
 
@@ -188,9 +192,15 @@ def precompute(
                 valid &= torch.as_tensor(np.asarray(sample["valid"], dtype=bool))
             if not valid.any():
                 raise ValueError("no valid depth")
-            chosen = [str(c) for c in sample.get("captions") or []]
-            if not chosen and rsa.captions != "none":
-                raise ValueError("no captions")
+            low, high = depth_range(config, rsa)
+            if not (valid & (depth > low) & (depth < high)).any():
+                raise ValueError(f"no ground truth between {low:g} and {high:g} m")
+            if config.captions_dir:
+                from .captions import read_caption_file
+
+                chosen = read_caption_file(Path(config.captions_dir) / f"{name}.txt")
+            else:  # samples without captions are kept: the caption-free ablation can use them
+                chosen = [str(c) for c in sample.get("captions") or []]
             rgb = torch.from_numpy(np.ascontiguousarray(sample["image"])).permute(2, 0, 1)
             if relative == ORACLE_RELATIVE:
                 y = oracle_inverse_depth(depth, valid)
@@ -260,11 +270,15 @@ class RSAMixture(MixtureDataset):
         embeddings: Tensor | None,
         caption_ids: Sequence[Sequence[Sequence[int]]] | None,
         seed: int = 0,
+        rsa: RSAConfig | None = None,
     ) -> None:
         from ..train.config import AugmentConfig
 
         super().__init__(configs, int(tables[0].y.shape[-1]), AugmentConfig(), seed, datasets=tables)
         self.embeddings, self.caption_ids = embeddings, caption_ids
+        self.ranges = (
+            [depth_range(c, rsa) for c in configs] if rsa is not None else [(0.0, math.inf)] * len(configs)
+        )
 
     def _sample_name(self, source: int, index: int) -> str | int:
         return self.datasets[source].name_of(index)
@@ -280,11 +294,14 @@ class RSAMixture(MixtureDataset):
             condition = self.embeddings[ids[int(rng.integers(len(ids)))]]
         else:
             condition = table.images[index]  # type: ignore[index]
+        low, high = self.ranges[source]
         item = {
             "y": table.y[index],
             "depth": table.depth[index],
             "valid": table.valid[index],
             "condition": condition,
+            "min_depth": low,
+            "max_depth": high,
         }
         return item, table.names[index], ""
 
@@ -293,7 +310,8 @@ class RSAMixture(MixtureDataset):
 class RSAObjective(nn.Module):
     """``forward(batch) -> (loss, logs)``: RSA's loss on metric depth 1 / (α·y + β).
 
-    Per image: the mean of L1 (or Huber) over pixels with ground truth in (min_depth, max_depth).
+    Per image: the mean of L1 (or Huber) over pixels with ground truth in the item's ``min_depth`` ..
+    ``max_depth`` (its dataset's range; default ``rsa.min_depth`` .. ``rsa.max_depth``).
     Per dataset: the mean over its images in the batch. With ``normalize_datasets`` each dataset's
     loss enters as L / L.detach() (gradient ∇L / L: the log of the loss), so each dataset pulls with
     equal strength whatever its depth range; the value returned is still the sum of the datasets'
@@ -312,7 +330,10 @@ class RSAObjective(nn.Module):
     def _loss(self, alpha: Tensor, beta: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         config = self.config
         y, gt = batch["y"].float(), batch["depth"].float()
-        mask = batch["valid"] & (gt > config.min_depth) & (gt < config.max_depth)
+        low = batch["min_depth"] if "min_depth" in batch else torch.full_like(alpha, config.min_depth)
+        high = batch["max_depth"] if "max_depth" in batch else torch.full_like(alpha, config.max_depth)
+        low, high = low.to(gt)[:, None, None], high.to(gt)[:, None, None]
+        mask = batch["valid"] & (gt > low) & (gt < high)
         pred = torch.reciprocal(alpha[:, None, None] * y + beta[:, None, None] + 1e-8)
         if config.loss == "huber":
             error = F.huber_loss(pred, gt, reduction="none", delta=config.huber_delta)
@@ -322,7 +343,7 @@ class RSAObjective(nn.Module):
         count = mask.flatten(1).sum(1)
         per_image = error.flatten(1).sum(1) / count.clamp(min=1)
         sources = batch["source"]
-        total = alpha.new_zeros(())
+        total = 0.0 * (alpha.sum() + beta.sum())  # a graph even when no pixel is in range
         logs: dict[str, float] = {"alpha": float(alpha.detach().mean()), "beta": float(beta.detach().mean())}
         for source in sorted(set(sources.tolist())):
             chosen = (sources == source) & (count > 0)
@@ -349,6 +370,7 @@ class RSATask(Task):
         self.relative: Any = None
         self.text_encoder: Any = None
         self.config: TrainConfig | None = None
+        self.val_captions_dir: str | None = None
 
     def input_size(self, config: TrainConfig) -> int:
         return config.rsa.size
@@ -374,12 +396,16 @@ class RSATask(Task):
             from .text import TextEncoder
 
             try:
-                self.text_encoder = TextEncoder.create(rsa.text_encoder, device="cpu")
+                self.text_encoder = TextEncoder.create(rsa.text_encoder, device=config.run.device)
             except (ValueError, RuntimeError, OSError) as err:
                 raise ConfigError(f"rsa.text_encoder: {err}") from None
 
     def training_set(self, config: TrainConfig, size: int) -> torch.utils.data.Dataset:
         self.config = config
+        folders = {dataset.captions_dir for dataset in config.val.datasets}
+        if len(folders) > 1:
+            raise ConfigError("val.datasets: all validation datasets must share one captions_dir (or none)")
+        self.val_captions_dir = folders.pop() if folders else None
         self._open_models(config)
         cache = self._cache_dir(config)
         tables = [precompute(c, config.rsa, self.relative, cache_dir=cache) for c in config.data.datasets]
@@ -392,7 +418,12 @@ class RSATask(Task):
         if config.rsa.conditioning == "text":
             embeddings, caption_ids = self._embed(tables, config.rsa.captions, cache)
         return RSAMixture(
-            config.data.datasets, tables, embeddings=embeddings, caption_ids=caption_ids, seed=config.run.seed
+            config.data.datasets,
+            tables,
+            embeddings=embeddings,
+            caption_ids=caption_ids,
+            seed=config.run.seed,
+            rsa=config.rsa,
         )
 
     def _embed(
@@ -415,7 +446,9 @@ class RSATask(Task):
             raise ConfigError(f"rsa.captions: no training sample has a {kind} caption")
         index = {caption: i for i, caption in enumerate(unique)}
         ids = [[[index[c] for c in captions] for captions in table] for table in selected]
-        digest = hashlib.sha256(json.dumps([self.text_encoder.name, unique]).encode()).hexdigest()[:20]
+        spec = self.config.rsa.text_encoder if self.config is not None else self.text_encoder.name
+        weights = _stamp(spec.split("=", 1)[1]) if "=" in spec else None  # clip-rn50=FILE
+        digest = hashlib.sha256(json.dumps([spec, weights, unique]).encode()).hexdigest()[:20]
         path = (
             cache / f"embeddings-{_safe(self.text_encoder.name)}-{digest}.pt" if cache is not None else None
         )
@@ -477,8 +510,13 @@ class RSATask(Task):
             max_depth=rsa.max_depth,
             device=next(model.parameters()).device,
         )
-        kind = rsa.captions
-        return RSAPredictor(pipeline, kind=kind, index=rsa.eval_caption_index)
+        folders = {dataset.captions_dir for dataset in self.config.val.datasets}
+        if len(folders) > 1:
+            raise ConfigError("val.datasets: all validation datasets must share one captions_dir (or none)")
+        captions_dir = folders.pop() if folders else None
+        return RSAPredictor(
+            pipeline, kind=rsa.captions, index=rsa.eval_caption_index, captions_dir=captions_dir
+        )
 
     def save_weights(self, model: nn.Module, path: Any) -> None:
         assert self.config is not None

@@ -80,6 +80,13 @@ class DatasetConfig:
     # Take an image's EXIF 35 mm focal length as its focal label where K is unknown (photo
     # collections for the FOV head); off by default: EXIF is metadata, not ground truth.
     use_exif: bool = False
+    # RSA: a folder of NAME.txt caption files (one caption per line, the reference's 15-line layout)
+    # for samples named NAME; they replace the captions the reader gives (synthetic scenes carry their own).
+    captions_dir: str | None = None
+    # RSA: this dataset's ground-truth range in metres (default rsa.min_depth / rsa.max_depth), as the
+    # reference masks NYU at 10 m, KITTI at 80 m and VOID at 5 m.
+    min_depth: float | None = None
+    max_depth: float | None = None
     synthetic: SyntheticSourceConfig = field(default_factory=SyntheticSourceConfig)
 
 
@@ -191,8 +198,8 @@ class OptimConfig:
     ``lr_encoder`` drives the ViTs (patch, image, FOV encoders), ``lr_decoder`` everything else
     (RSA: the head). ``schedule: step``: linear warm-up over the first ``warmup`` fraction of the
     steps, constant until ``warmup + constant``, then ``decay_factor`` × the rate to the end.
-    ``schedule: poly`` (RSA): from the rate down to ``decay_factor`` × the rate as
-    (1 − step / steps)^``power``, without warm-up.
+    ``schedule: poly`` (RSA): the same warm-up, then from the rate down to ``decay_factor`` × the
+    rate as (1 − step / steps)^``power`` (RSA uses no warm-up: ``warmup: 0``).
     """
 
     name: str = "adam"  # adam | adamw
@@ -436,12 +443,14 @@ def check_config(config: TrainConfig, origin: str = "config") -> None:
     if run.task == "fov":
         _check(config.model.fov_head, origin, "model.fov_head", "a fov run needs the FOV head")
     if run.task == "rsa":
-        _check_rsa(config.rsa, origin)
+        _check_rsa(config, origin)
 
 
-def _check_rsa(rsa: RSAConfig, origin: str) -> None:
+def _check_rsa(config: TrainConfig, origin: str) -> None:
     from ..rsa.captions import CAPTION_KINDS
     from ..rsa.head import LAYOUTS
+
+    rsa = config.rsa
 
     _check(
         bool(rsa.relative), origin, "rsa.relative", "name the frozen relative depth model (or ground-truth)"
@@ -453,3 +462,14 @@ def _check_rsa(rsa: RSAConfig, origin: str) -> None:
     _check(rsa.huber_delta > 0, origin, "rsa.huber_delta", "must be positive (metres)")
     _check(0 <= rsa.min_depth < rsa.max_depth, origin, "rsa.min_depth/max_depth", "need 0 <= min < max")
     _check(rsa.size >= 8 and rsa.image_size >= 16, origin, "rsa.size/image_size", "too small")
+    for index, dataset in enumerate([*config.data.datasets, *config.val.datasets]):
+        key = f"data.datasets.{index}" if index < len(config.data.datasets) else "val.datasets"
+        _check(
+            dataset.kind != "relative",
+            origin,
+            f"{key}.kind",
+            "RSA learns metric depth: a relative (affine-invariant) dataset cannot supervise it",
+        )
+        low = rsa.min_depth if dataset.min_depth is None else dataset.min_depth
+        high = rsa.max_depth if dataset.max_depth is None else dataset.max_depth
+        _check(0 <= low < high, origin, f"{key}.min_depth/max_depth", "need 0 <= min < max (metres)")

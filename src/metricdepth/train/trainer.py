@@ -75,8 +75,12 @@ def poly_factor(step: int, total: int, power: float, end_factor: float) -> float
 
 
 def schedule_factor(step: int, total: int, optim: Any) -> float:
-    """The rate factor of ``optim.schedule`` (``step``: :func:`lr_factor`, ``poly``: :func:`poly_factor`)."""
+    """The rate factor of ``optim.schedule`` (``step``: :func:`lr_factor`; ``poly``: linear warm-up over
+    ``optim.warmup``·total steps, then :func:`poly_factor`)."""
     if optim.schedule == "poly":
+        warm = round(optim.warmup * total)
+        if step < warm:
+            return (step + 1) / warm
         return poly_factor(step, total, optim.power, optim.decay_factor)
     return lr_factor(step, total, optim.warmup, optim.constant, optim.decay_factor)
 
