@@ -54,7 +54,7 @@ SETTINGS = {
         "size": 256,
         "steps": 2000,
         "batch": 16,
-        "image_size": 96,
+        "image_size": 64,
     },
     "quick": {"train": 160, "val": 16, "test": 48, "size": 160, "steps": 250, "batch": 16, "image_size": 64},
 }

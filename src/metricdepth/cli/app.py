@@ -540,6 +540,7 @@ def evaluate(
     captions_dir: CaptionsDirOption = None,
     text_encoder: TextEncoderOption = None,
     depth_range: DepthRangeOption = None,
+    caption_threshold: CaptionThresholdOption = 0.5,
 ) -> None:
     """Evaluate predictions or a model on benchmarks; writes results.{md,csv,json} and per_image.csv.
 
@@ -569,6 +570,7 @@ def evaluate(
             max_depth,
             crop,
             boundary_f1,
+            caption_threshold,
         )
         return
     if rsa or baselines:
@@ -663,6 +665,7 @@ def _evaluate_rsa(
     max_depth,
     crop,
     boundary_f1,
+    caption_threshold,
 ) -> None:
     """``evaluate --relative``: a relative model under alignments, RSA heads, or the whole comparison."""
     from rich.progress import Progress
@@ -698,6 +701,14 @@ def _evaluate_rsa(
             models[label] = load_scale_model(path)
     except (CheckpointError, ValueError, FileNotFoundError, OSError) as err:
         _fail(str(err))
+    captioner = None
+    if caption == "auto":
+        from ..rsa.detector import AutoCaptioner, DetectorUnavailable
+
+        try:
+            captioner = AutoCaptioner(score_threshold=caption_threshold)
+        except (DetectorUnavailable, ValueError) as err:
+            _fail(f"--caption auto: {err}")
     total = sum(len(s.dataset) for s in eval_sets)
     runs = (3 if baselines else 0) + len(models) if (baselines or models) else 1
     with Progress(console=console) as progress, _signals_as_exit():
@@ -718,6 +729,8 @@ def _evaluate_rsa(
                     captions_dir=captions_dir,
                     depth_range=(low, high),
                     on_image=advance,
+                    device=device,
+                    captioner=captioner,
                 )
                 if not baselines:  # only the heads' rows
                     result.rows = [r for r in result.rows if r["alignment"] in models]
@@ -734,6 +747,7 @@ def _evaluate_rsa(
         "datasets": dataset,
         "caption": caption,
         "caption_kind": caption_kind,
+        "caption_threshold": caption_threshold if caption == "auto" else None,
         "alignments": "methods" if (baselines or models) else alignment,
     }
     if global_fit:
