@@ -23,8 +23,9 @@ Exports are lazy: ``from metricdepth import rsa`` loads neither open_clip nor tr
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "TextEncoder": "metricdepth.rsa.text",
@@ -94,14 +95,4 @@ if TYPE_CHECKING:
     from .training import RSATask
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'metricdepth.rsa' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports("metricdepth.rsa", _EXPORTS, globals())
