@@ -150,3 +150,16 @@ def test_evaluate_a_relative_model_under_alignments(tmp_path, scenes):
     assert [r["alignment"] for r in rows] == ["median", "lstsq-disparity"]
     result = run("evaluate", "-d", f"folder={test}", "--relative", TINY_RELATIVE, "-o", tmp_path / "e2")
     assert result.exit_code == 2 and "no metric scale" in result.output
+
+
+def test_evaluate_refuses_options_it_would_ignore(tmp_path, head_file, scenes):
+    test, _ = scenes
+    out = tmp_path / "e"
+    result = run("evaluate", "-d", f"folder={test}", "--predictions", test, "--caption", "auto", "-o", out)
+    assert result.exit_code == 2 and "--caption" in result.output and "--relative" in result.output
+    result = run(
+        "evaluate", "-d", f"folder={test}", "--relative", "ground-truth", "--rsa", head_file,
+        "-a", "median", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--baselines" in result.output
+    assert not out.exists()

@@ -573,8 +573,19 @@ def evaluate(
             caption_threshold,
         )
         return
-    if rsa or baselines:
-        _fail("--rsa and --baselines evaluate a relative model: add --relative MODEL")
+    rsa_options = {
+        "--rsa": bool(rsa),
+        "--baselines": baselines,
+        "--caption": caption != "sample",
+        "--caption-kind": caption_kind != "all",
+        "--captions-dir": captions_dir is not None,
+        "--text-encoder": text_encoder is not None,
+        "--depth-range": depth_range is not None,
+        "--caption-threshold": caption_threshold != 0.5,
+    }
+    given = [name for name, used in rsa_options.items() if used]
+    if given:
+        _fail(f"{', '.join(given)} evaluate a relative model (RSA): add --relative MODEL")
     if (predictions is None) == (checkpoint is None):
         _fail("give exactly one of --predictions and --checkpoint (or --relative MODEL)")
     if save_predictions is not None and checkpoint is None:
@@ -685,6 +696,12 @@ def _evaluate_rsa(
             "a relative model has no metric scale: give -a median / lstsq-disparity / global-disparity, "
             "--rsa CKPT, or --baselines"
         )
+    if rsa and not baselines and list(alignment) != ["none"]:
+        _fail("-a/--alignment scores the relative model itself: add --baselines to RSA's table, or drop -a")
+    if rsa and not baselines and global_fit:
+        _fail("--global-fit fits the Global baseline: add --baselines")
+    if caption_threshold != 0.5 and caption != "auto":
+        _fail("--caption-threshold applies to --caption auto")
     low, high = _parse_depth_range(depth_range)
     _writable_dir(output, "--output")
     overrides = {"min_depth": min_depth, "max_depth": max_depth, "crop": crop, "boundary_f1": boundary_f1}
