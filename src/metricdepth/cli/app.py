@@ -357,6 +357,8 @@ def predict(
     from ..io.writers import FORMATS
 
     rsa_mode = _check_rsa_options(relative, rsa, caption, captions_dir, text_encoder, depth_range)
+    if caption_threshold != 0.5 and caption != "auto":
+        _fail("--caption-threshold applies to --caption auto")
     if formats is None:
         skipped = _NO_CAMERA_FORMATS.get(rsa_mode or "", ())
         chosen = [f for f in FORMATS if f not in skipped or (f == "ply" and f_px and rsa_mode == "rsa")]
