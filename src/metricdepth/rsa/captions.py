@@ -40,10 +40,12 @@ __all__ = [
     "CaptionError",
     "caption_file_for",
     "is_structured",
+    "plural",
     "read_caption_file",
     "select_captions",
     "structured_caption",
     "structured_captions",
+    "with_article",
 ]
 
 CAPTION_LINES = 15
@@ -85,20 +87,25 @@ def _normalise(name: str) -> str:
     return " ".join(str(name).lower().split())
 
 
-def _plural(name: str) -> str:
-    """Plural of a (possibly multi-word) class name; only the head (last) word changes."""
+def plural(name: str) -> str:
+    """Plural of a (possibly multi-word) class name through ``inflect``; only the head (last) word
+    changes ("traffic light" → "traffic lights", "person" → "people")."""
     words = name.split(" ")
     if words[-1] in _ALREADY_PLURAL:
         return name
     return _inflect_engine().plural_noun(name)
 
 
+def with_article(name: str) -> str:
+    """ "a chair", "an apple", "an hour glass", "a unicorn" (``inflect``)."""
+    return _inflect_engine().a(name)
+
+
 def _phrase(name: str, count: int) -> str:
     """'a chair' / 'an apple' for one instance, 'three wine glasses' for several."""
-    engine = _inflect_engine()
     if count == 1:
-        return engine.a(name)
-    return f"{engine.number_to_words(count)} {_plural(name)}"
+        return with_article(name)
+    return f"{_inflect_engine().number_to_words(count)} {plural(name)}"
 
 
 def structured_caption(names: Sequence[str], *, rng: random.Random | None = None) -> str:

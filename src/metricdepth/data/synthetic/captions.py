@@ -4,10 +4,10 @@ RSA conditions its depth-scale prediction on a caption of the image, and trainin
 step. Two kinds are produced from the list of rendered instances (their class names):
 
 * **structured** captions in the RSA detection style, ``"An image with two chairs, a table, and a lamp."``:
-  every visible class with its exact count. Count 1 uses the article ("an" before a vowel letter, with the
-  common exceptions such as "a unicorn", "an hour"), 2..20 are spelled out, larger counts are digits.
-  Plurals come from a table of irregular nouns, then the regular rules (-es after s/x/z/ch/sh, consonant + y
-  -> ies, otherwise -s); only the head (last word) of a multi-word name is pluralised ("traffic lights").
+  every visible class with its exact count. Count 1 uses the article, 2..20 are spelled out, larger counts
+  are digits. Articles and plurals come from ``inflect`` through :mod:`metricdepth.rsa.captions` (the same
+  rules as RSA's detector captions: "an hour glass", "a unicorn", "two people"); only the head (last word)
+  of a multi-word name is pluralised ("traffic lights").
   Items are joined as "X", "X and Y", "X, Y, and Z" (Oxford comma), sorted by name unless ``order`` is given;
   no objects gives "An image with no recognisable objects.". :func:`count_words` parses one back.
 * **free** captions from a few templates, ``"A small room with a sofa next to a lamp."``. Each free template
@@ -40,15 +40,6 @@ _NUMBERS = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
     "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
 )  # fmt: skip
-_IRREGULAR = {
-    "person": "people", "man": "men", "woman": "women", "child": "children", "mouse": "mice",
-    "foot": "feet", "tooth": "teeth", "goose": "geese", "ox": "oxen", "sheep": "sheep", "deer": "deer",
-    "fish": "fish", "shelf": "shelves", "knife": "knives", "leaf": "leaves", "loaf": "loaves",
-    "wife": "wives", "life": "lives", "half": "halves", "wolf": "wolves", "thief": "thieves",
-    "potato": "potatoes", "tomato": "tomatoes", "cactus": "cacti", "bus": "buses",
-}  # fmt: skip
-_A_BEFORE_VOWEL = ("uni", "use", "usu", "uti", "eu", "one", "once", "ubi")  # vowel letter, consonant sound
-_AN_BEFORE_H = ("hour", "honest", "honour", "honor", "heir")  # silent h
 _EMPTY_STRUCTURED = "An image with no recognisable objects."
 _PREFIX = "an image with "
 
@@ -94,26 +85,12 @@ def number_word(n: int) -> str:
     return _NUMBERS[n] if n < len(_NUMBERS) else str(n)
 
 
-def _article(word: str) -> str:
-    w = word.lower()
-    if w.startswith(_AN_BEFORE_H):
-        return "an"
-    return "an" if w[:1] in "aeiou" and not w.startswith(_A_BEFORE_VOWEL) else "a"
-
-
 def pluralize(name: str) -> str:
-    """Plural of a class name; only the last word of a multi-word name changes ("toy car" -> "toy cars")."""
-    *head, noun = name.split(" ")
-    low = noun.lower()
-    if low in _IRREGULAR:
-        plural = _IRREGULAR[low]
-    elif low.endswith(("s", "x", "z", "ch", "sh")):
-        plural = noun + "es"
-    elif low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
-        plural = noun[:-1] + "ies"
-    else:
-        plural = noun + "s"
-    return " ".join([*head, plural])
+    """Plural of a class name; only the last word of a multi-word name changes ("toy car" -> "toy cars").
+    The same rules as RSA's structured captions (:func:`metricdepth.rsa.captions.plural`, ``inflect``)."""
+    from ...rsa.captions import plural
+
+    return plural(name)
 
 
 def with_count(name: str, n: int) -> str:
@@ -121,7 +98,11 @@ def with_count(name: str, n: int) -> str:
     n = operator.index(n)
     if n < 1:
         raise ValueError(f"count of {name!r} must be >= 1, got {n}")
-    return f"{_article(name)} {name}" if n == 1 else f"{number_word(n)} {pluralize(name)}"
+    if n == 1:
+        from ...rsa.captions import with_article
+
+        return with_article(name)
+    return f"{number_word(n)} {pluralize(name)}"
 
 
 def _join(items: Sequence[str]) -> str:
