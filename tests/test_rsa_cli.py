@@ -163,3 +163,28 @@ def test_evaluate_refuses_options_it_would_ignore(tmp_path, head_file, scenes):
     )  # fmt: skip
     assert result.exit_code == 2 and "--baselines" in result.output
     assert not out.exists()
+
+
+def test_same_stem_inputs_read_their_own_caption_files(tmp_path, head_file):
+    for folder in ("a", "b"):
+        (tmp_path / "imgs" / folder).mkdir(parents=True)
+        shutil.copy(IMAGE, tmp_path / "imgs" / folder / "photo.jpg")
+    (tmp_path / "caps").mkdir()
+    (tmp_path / "caps" / "photo.txt").write_text("A photo.\n")
+    out = tmp_path / "out"
+    result = run(
+        "predict", tmp_path / "imgs" / "a" / "photo.jpg", tmp_path / "imgs" / "b" / "photo.jpg",
+        "--rsa", head_file, "--relative", TINY_RELATIVE, "--captions-dir", tmp_path / "caps", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    captions = [json.loads(p.read_text())["caption"] for p in sorted(out.glob("*.json"))]
+    assert captions == ["A photo.", "A photo."]  # the second output is renamed, its caption is not
+
+
+def test_evaluate_relative_with_alignments_refuses_rsa_only_options(tmp_path, scenes):
+    test, _ = scenes
+    args = ["evaluate", "-d", f"folder={test}", "--relative", "ground-truth", "-o", tmp_path / "e"]
+    result = run(*args, "-a", "median", "--caption", "auto")
+    assert result.exit_code == 2 and "--caption" in result.output
+    result = run(*args, "--baselines", "-a", "median")
+    assert result.exit_code == 2 and "drop -a" in result.output

@@ -220,3 +220,28 @@ def test_bad_rsa_configs_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"rsa\.relative"):
         load_config("rsa-synthetic", ["rsa.relative="])
     assert math.isclose(load_config("rsa-synthetic").optim.decay_factor, 1 / 3, rel_tol=1e-5)
+
+
+def test_cache_keys_follow_the_files_and_the_depth_range(tmp_path):
+    from metricdepth.rsa.training import _cache_key
+    from metricdepth.train.config import DatasetConfig
+
+    weights = tmp_path / "lr=3e-4" / "best.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"one")
+    data = DatasetConfig(source="synthetic")
+    rsa = RSAConfig(relative=f"depth-pro:{weights}")
+    first = _cache_key(data, rsa)
+    import os
+
+    weights.write_bytes(b"retrained")
+    os.utime(weights, ns=(1, 2))
+    assert _cache_key(data, rsa) != first  # retrained weights behind a prefix and an '=' in the path
+    assert _cache_key(data, RSAConfig(relative=rsa.relative, max_depth=10.0)) != _cache_key(data, rsa)
+
+
+def test_validation_ranges_are_refused(tmp_path):
+    from metricdepth.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="protocol's range"):
+        load_config("rsa-synthetic", ["val.datasets.0.max_depth=10"])

@@ -278,6 +278,8 @@ def _rsa_source(relative, rsa, caption, captions_dir, text_encoder, depth_range,
                 relative_stem = item.out_stem.relative_to(output)
             except ValueError:
                 relative_stem = Path(item.out_stem.name)
+            # the input's own name (outputs of same-stem inputs are renamed, e.g. photo_jpg)
+            relative_stem = relative_stem.parent / Path(info["input"]).stem
             path = captions_dir / f"{relative_stem}.txt"
             if not path.is_file() and relative_stem.parent != Path("."):
                 path = caption_file_for(info["input"], captions_dir)  # flat folder: DIR/STEM.txt
@@ -698,6 +700,19 @@ def _evaluate_rsa(
             "a relative model has no metric scale: give -a median / lstsq-disparity / global-disparity, "
             "--rsa CKPT, or --baselines"
         )
+    if not rsa and not baselines:
+        unused = {
+            "--caption": caption != "sample",
+            "--caption-kind": caption_kind != "all",
+            "--captions-dir": captions_dir is not None,
+            "--text-encoder": text_encoder is not None,
+            "--depth-range": depth_range is not None,
+        }
+        given = [name for name, used in unused.items() if used]
+        if given:
+            _fail(f"{', '.join(given)} apply to RSA heads: add --rsa CKPT (or --baselines)")
+    if baselines and list(alignment) != ["none"]:
+        _fail("--baselines scores Median, Linear Fit and Global itself: drop -a/--alignment")
     if rsa and not baselines and list(alignment) != ["none"]:
         _fail("-a/--alignment scores the relative model itself: add --baselines to RSA's table, or drop -a")
     if rsa and not baselines and global_fit:

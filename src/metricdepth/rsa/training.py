@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -102,24 +101,29 @@ def _stamp(spec: str | None) -> Any:
     return digest.hexdigest()
 
 
-def _local_part(spec: str) -> str:
-    """The path inside a relative-model spec (``hf:PATH``, ``depth-pro:PATH``) or a dataset spec
-    (``NAME=PATH,KEY=VALUE``)."""
+def _relative_path(spec: str) -> str:
+    """The local path inside a relative-model spec (``hf:PATH``, ``depth-pro:PATH``, or a path)."""
     for prefix in ("hf:", "depth-pro:"):
         spec = spec.removeprefix(prefix)
-    return spec.split("=", 1)[-1].split(",")[0] if "=" in spec else spec
+    return spec
+
+
+def _source_path(spec: str) -> str:
+    """The main path of a dataset spec ``NAME=PATH[,KEY=VALUE...]``."""
+    return spec.split("=", 1)[-1].split(",")[0]
 
 
 def _cache_key(config: DatasetConfig, rsa: RSAConfig) -> str:
     key = {
         "version": CACHE_VERSION,
         "source": config.source,
-        "source_files": _stamp(_local_part(config.source)) if config.source != "synthetic" else None,
+        "source_files": _stamp(_source_path(config.source)) if config.source != "synthetic" else None,
         "synthetic": asdict(config.synthetic) if config.source == "synthetic" else None,
         "captions_dir": config.captions_dir,
         "captions_files": _stamp(config.captions_dir),
         "relative": rsa.relative,
-        "relative_files": _stamp(_local_part(rsa.relative)),
+        "relative_files": _stamp(_relative_path(rsa.relative)),
+        "depth_range": depth_range(config, rsa),
         "size": rsa.size,
         "image_size": rsa.image_size if rsa.conditioning == "image" else None,
     }
@@ -276,9 +280,7 @@ class RSAMixture(MixtureDataset):
 
         super().__init__(configs, int(tables[0].y.shape[-1]), AugmentConfig(), seed, datasets=tables)
         self.embeddings, self.caption_ids = embeddings, caption_ids
-        self.ranges = (
-            [depth_range(c, rsa) for c in configs] if rsa is not None else [(0.0, math.inf)] * len(configs)
-        )
+        self.ranges = [depth_range(c, rsa) for c in configs] if rsa is not None else None
 
     def _sample_name(self, source: int, index: int) -> str | int:
         return self.datasets[source].name_of(index)
@@ -294,15 +296,10 @@ class RSAMixture(MixtureDataset):
             condition = self.embeddings[ids[int(rng.integers(len(ids)))]]
         else:
             condition = table.images[index]  # type: ignore[index]
-        low, high = self.ranges[source]
-        item = {
-            "y": table.y[index],
-            "depth": table.depth[index],
-            "valid": table.valid[index],
-            "condition": condition,
-            "min_depth": low,
-            "max_depth": high,
-        }
+        item = {"y": table.y[index], "depth": table.depth[index], "valid": table.valid[index]}
+        item["condition"] = condition
+        if self.ranges is not None:  # the dataset's own range; without it the objective uses rsa's
+            item["min_depth"], item["max_depth"] = self.ranges[source]
         return item, table.names[index], ""
 
 
@@ -510,12 +507,8 @@ class RSATask(Task):
             max_depth=rsa.max_depth,
             device=next(model.parameters()).device,
         )
-        folders = {dataset.captions_dir for dataset in self.config.val.datasets}
-        if len(folders) > 1:
-            raise ConfigError("val.datasets: all validation datasets must share one captions_dir (or none)")
-        captions_dir = folders.pop() if folders else None
         return RSAPredictor(
-            pipeline, kind=rsa.captions, index=rsa.eval_caption_index, captions_dir=captions_dir
+            pipeline, kind=rsa.captions, index=rsa.eval_caption_index, captions_dir=self.val_captions_dir
         )
 
     def save_weights(self, model: nn.Module, path: Any) -> None:

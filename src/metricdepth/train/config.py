@@ -470,6 +470,14 @@ def _check_rsa(config: TrainConfig, origin: str) -> None:
             f"{key}.kind",
             "RSA learns metric depth: a relative (affine-invariant) dataset cannot supervise it",
         )
+        if index >= len(config.data.datasets):
+            _check(
+                dataset.min_depth is None and dataset.max_depth is None,
+                origin,
+                "val.datasets.min_depth/max_depth",
+                "validation is scored in its protocol's range (synthetic: all valid pixels); set the "
+                "range on data.datasets",
+            )
         low = rsa.min_depth if dataset.min_depth is None else dataset.min_depth
         high = rsa.max_depth if dataset.max_depth is None else dataset.max_depth
         _check(0 <= low < high, origin, f"{key}.min_depth/max_depth", "need 0 <= min < max (metres)")
