@@ -1049,5 +1049,43 @@ def train_rsa(
     )
 
 
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write (.onnx, .pt2).")],
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", "-c", help="Hub repo id or local .pt / .safetensors file.")
+    ] = "apple/DepthPro",
+    format: Annotated[str, typer.Option("--format", help="onnx or exported-program.")] = "onnx",
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Compare the exported model with PyTorch.")
+    ] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+) -> None:
+    """Export the Depth Pro network (fixed input size, dynamic batch) to ONNX or a torch.export program."""
+    from ..export import EXPORT_FORMATS, TOLERANCE, export_model
+
+    if format not in EXPORT_FORMATS:
+        _fail(f"--format {format!r}: choose {', '.join(EXPORT_FORMATS)}")
+    if output.is_dir():
+        _fail(f"-o {output}: is a folder; give the file to write")
+    if output.exists() and not overwrite:
+        _fail(f"-o {output} exists; pass --overwrite to replace it")
+    _writable_dir(output.parent if str(output.parent) else Path("."), "-o")
+    model = _load_model(checkpoint, "cpu", "fp32")
+    metadata = {"metricdepth.checkpoint": checkpoint, "metricdepth.model": model.config.name}
+    try:
+        result = export_model(model, output, format, check=check, metadata=metadata)
+    except (ImportError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    if result is not None:
+        say(
+            f"checked with {result.runtime} on a batch of {result.batch}: largest difference "
+            f"{result.relative_error:.1e} of the output range (tolerance {TOLERANCE:g})"
+        )
+    elif check:
+        say("not checked: onnxruntime is not installed")
+    say(f"wrote {format} ", str(output))
+
+
 def main() -> None:
     app()
