@@ -2,6 +2,7 @@
 
     python benchmarks/forward_latency.py --preset depth-pro --device cpu --runs 2 --warmup 1
     python benchmarks/forward_latency.py --preset depth-pro --device cuda --precision fp16 --runs 20
+    python benchmarks/forward_latency.py --preset tiny --device cpu --onnx     # + ONNX Runtime beside
 
 Weights are random (speed does not depend on them). CUDA timings synchronise before reading the
 clock. CPU peak memory is the process's peak resident set (weights included); CUDA peak memory is
@@ -36,6 +37,11 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
     parser.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also export the model to ONNX (fp32) and time ONNX Runtime's CPU provider on the same input",
+    )
     args = parser.parse_args()
 
     if args.threads:
@@ -94,6 +100,41 @@ def main() -> None:
         print(f"peak memory   {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated on the GPU")
     elif peak_rss_bytes() is not None:
         print(f"peak memory   {peak_rss_bytes() / 2**30:.2f} GiB process RSS")
+    if args.onnx:
+        onnx_latency(model.float().cpu(), x.float().cpu(), args)
+
+
+def onnx_latency(model: DepthPro, x: torch.Tensor, args: argparse.Namespace) -> None:
+    """Export to a temporary ONNX file and time ONNX Runtime (CPU provider) on ``x``."""
+    import tempfile
+    from pathlib import Path
+
+    import onnxruntime
+
+    from metricdepth.export import export_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        start = time.perf_counter()
+        export_model(model, path, "onnx", check=False)
+        export_s = time.perf_counter() - start
+        options = onnxruntime.SessionOptions()
+        if args.threads:
+            options.intra_op_num_threads = args.threads
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feed = {"image": x.numpy()}
+        for _ in range(args.warmup):
+            session.run(None, feed)
+        times = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            session.run(None, feed)
+            times.append(time.perf_counter() - t0)
+    print(f"onnx export   {export_s:.1f} s (onnxruntime {onnxruntime.__version__}, CPUExecutionProvider)")
+    print(
+        f"onnxruntime   median {statistics.median(times):.3f} s, min {min(times):.3f} s over {args.runs} runs"
+        f" ({args.warmup} warm-up)"
+    )
 
 
 def peak_rss_bytes() -> int | None:
