@@ -43,6 +43,7 @@ __all__ = [
     "infer_canonical",
     "network_input",
     "resolve_focal",
+    "stack_predictions",
 ]
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | Tensor | LoadedImage | Sequence[Any]
@@ -408,24 +409,35 @@ def infer_canonical(
         return results[0]
     if images.layout == "list":
         return results
-    return _stack(results)
+    return stack_predictions(results)
 
 
-def _stack(predictions: list[Prediction]) -> Prediction:
-    """One batched prediction from same-size single ones."""
+def stack_predictions(predictions: list[Prediction]) -> Prediction:
+    """One batched prediction from same-size single ones (any source: metric or relative; camera
+    fields and captions kept where every prediction has them)."""
 
     device = predictions[0].inverse_depth.device
 
     def column(name: str) -> Tensor | None:
         values = [getattr(p, name) for p in predictions]
-        return None if values[0] is None else torch.tensor(values, dtype=torch.float32, device=device)
+        if any(v is None for v in values):
+            return None
+        return torch.tensor(values, dtype=torch.float32, device=device)
 
+    def stacked(name: str) -> Tensor | None:
+        values = [getattr(p, name) for p in predictions]
+        return None if any(v is None for v in values) else torch.stack(values)
+
+    sources = [p.focal_source for p in predictions]
+    captions = [p.caption for p in predictions]
     return Prediction(
-        depth=torch.stack([p.depth for p in predictions]),  # type: ignore[misc]
+        depth=stacked("depth"),
         inverse_depth=torch.stack([p.inverse_depth for p in predictions]),
+        kind=predictions[0].kind,
         focal_px=column("focal_px"),
-        focal_source=[p.focal_source for p in predictions],  # type: ignore[misc]
+        focal_source=None if any(v is None for v in sources) else sources,  # type: ignore[arg-type]
         fov_deg=column("fov_deg"),
-        intrinsics=torch.stack([p.intrinsics for p in predictions]),  # type: ignore[misc]
+        intrinsics=stacked("intrinsics"),
         predicted_fov_deg=column("predicted_fov_deg"),
+        caption=None if all(c is None for c in captions) else captions,  # type: ignore[arg-type]
     )

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..device import resolve_device, resolve_dtype
-from ..inference import ImageInput, coerce_images, network_input
+from ..inference import ImageInput, coerce_images, network_input, stack_predictions
 from ..prediction import Prediction
 from .depth_pro import DepthPro
 from .depth_pro.weights import WEIGHT_SUFFIXES, CheckpointError, hub_reachable
@@ -158,9 +158,7 @@ class RelativeDepthModel:
             return results[0]
         if images.layout == "list":
             return results
-        return Prediction(
-            depth=None, inverse_depth=torch.stack([p.inverse_depth for p in results]), kind="relative"
-        )
+        return stack_predictions(results)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"

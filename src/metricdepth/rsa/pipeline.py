@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..inference import ImageInput, _stack, coerce_images, resolve_focal, user_cameras
+from ..inference import ImageInput, coerce_images, resolve_focal, stack_predictions, user_cameras
 from ..prediction import Prediction
 from .head import RSAHead
 
@@ -235,7 +235,7 @@ class RSAPipeline:
             return results[0]
         if images.layout == "list":
             return results
-        return _stack_with_captions(results)
+        return stack_predictions(results)
 
     def _camera(self, images: Any, index: int, users: Any, use_exif: bool) -> Any:
         user = None if users is None else users[index]
@@ -277,18 +277,6 @@ def _fov(focal_px: float, width: int) -> float:
     from ..camera import focal_to_fov
 
     return focal_to_fov(focal_px, width)
-
-
-def _stack_with_captions(results: list[Prediction]) -> Prediction:
-    if all(p.intrinsics is not None for p in results):
-        stacked = _stack(results)
-    else:
-        stacked = Prediction(
-            depth=torch.stack([p.depth for p in results]),  # type: ignore[misc]
-            inverse_depth=torch.stack([p.inverse_depth for p in results]),
-        )
-    stacked.caption = [p.caption for p in results]  # type: ignore[misc]
-    return stacked
 
 
 class RSAPredictor:
