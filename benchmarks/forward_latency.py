@@ -3,10 +3,14 @@
     python benchmarks/forward_latency.py --preset depth-pro --device cpu --runs 2 --warmup 1
     python benchmarks/forward_latency.py --preset depth-pro --device cuda --precision fp16 --runs 20
     python benchmarks/forward_latency.py --preset tiny --device cpu --onnx     # + ONNX Runtime beside
+    python benchmarks/forward_latency.py --device cuda --precision bf16 --compile --runs 50
+    python benchmarks/forward_latency.py --device cpu --chunking none           # the unbounded forward
 
 Weights are random (speed does not depend on them). CUDA timings synchronise before reading the
 clock. CPU peak memory is the process's peak resident set (weights included); CUDA peak memory is
-``torch.cuda.max_memory_allocated`` during the timed runs.
+``torch.cuda.max_memory_allocated`` during the timed runs. FLOPs are counted once by
+``torch.utils.flop_counter`` on the meta device (2 per multiply-add; shapes only, no compute), and
+TFLOP/s = FLOPs / median forward time.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 
 from metricdepth import DepthPro, DepthProConfig
 from metricdepth.device import resolve_device, resolve_dtype
+from metricdepth.models.depth_pro.chunking import Chunking
 
 
 def main() -> None:
@@ -36,7 +41,17 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
-    parser.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
+    parser.add_argument(
+        "--compile", action="store_true", help="optimize_for_inference(compile=True) (CUDA graphs on CUDA)"
+    )
+    parser.add_argument(
+        "--chunking",
+        default="auto",
+        help="auto (bounded on CPU, whole on GPU), none, or IMAGES,TILES,STRIPS (e.g. 1,7,8; 0 = no limit)",
+    )
+    parser.add_argument(
+        "--channels-last", choices=("auto", "on", "off"), default="auto", help="NHWC convolution weights"
+    )
     parser.add_argument(
         "--onnx",
         action="store_true",
@@ -53,8 +68,11 @@ def main() -> None:
         model = DepthPro(DepthProConfig.preset(args.preset))
     model = model.to(dtype).eval()
     build_s = time.perf_counter() - start
-    forward = torch.compile(model) if args.compile else model
+    model.chunking = parse_chunking(args.chunking)
+    channels_last = {"auto": None, "on": True, "off": False}[args.channels_last]
+    forward = model.optimize_for_inference(compile=args.compile, channels_last=channels_last)
     x = torch.zeros(args.batch, 3, model.img_size, model.img_size, device=device, dtype=dtype)
+    flops = count_flops(args.preset, args.batch)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -91,11 +109,16 @@ def main() -> None:
         f", {str(dtype).removeprefix('torch.')}, torch {torch.__version__}, threads {torch.get_num_threads()}"
         f"{', compiled' if args.compile else ''}"
     )
+    chunking = Chunking.auto(device) if model.chunking == "auto" else model.chunking
+    print(f"chunking      {chunking}")
     print(f"build         {build_s:.1f} s")
+    median = statistics.median(times)
+    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [median, median, median]
     print(
-        f"forward       median {statistics.median(times):.3f} s, min {min(times):.3f} s over {args.runs} runs"
-        f" ({args.warmup} warm-up)"
+        f"forward       median {median:.4f} s, min {min(times):.4f} s, max {max(times):.4f} s, "
+        f"IQR {quartiles[0]:.4f}-{quartiles[2]:.4f} s over {args.runs} runs ({args.warmup} warm-up)"
     )
+    print(f"compute       {flops / 1e12:.2f} TFLOP per forward, {flops / median / 1e12:.2f} TFLOP/s achieved")
     if device.type == "cuda":
         print(f"peak memory   {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated on the GPU")
     elif peak_rss_bytes() is not None:
@@ -135,6 +158,28 @@ def onnx_latency(model: DepthPro, x: torch.Tensor, args: argparse.Namespace) -> 
         f"onnxruntime   median {statistics.median(times):.3f} s, min {min(times):.3f} s over {args.runs} runs"
         f" ({args.warmup} warm-up)"
     )
+
+
+def parse_chunking(text: str) -> Chunking | str:
+    """``auto``, ``none`` or ``IMAGES,TILES,STRIPS`` (0 = no limit) → a :class:`Chunking` setting."""
+    if text == "auto":
+        return "auto"
+    if text == "none":
+        return Chunking()
+    images, tiles, strips = (int(v) or None for v in text.split(","))
+    return Chunking(images=images, tiles=tiles, strips=strips)
+
+
+def count_flops(preset: str, batch: int) -> int:
+    """FLOPs of one forward (whole-image evaluation) counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = DepthPro(DepthProConfig.preset(preset)).eval()
+        x = torch.zeros(batch, 3, model.img_size, model.img_size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops()
 
 
 def peak_rss_bytes() -> int | None:

@@ -37,14 +37,15 @@ def photo_dir(tmp_path, data_dir):
 
 @pytest.fixture
 def count_infer(monkeypatch):
+    """One entry per image the network ran on (``infer`` or the batch runner: both call ``forward``)."""
     calls = []
-    infer = DepthPro.infer
+    forward = DepthPro.forward
 
-    def counting(self, image, **kwargs):
-        calls.append(kwargs)
-        return infer(self, image, **kwargs)
+    def counting(self, x, **kwargs):
+        calls.extend([kwargs] * x.shape[0])
+        return forward(self, x, **kwargs)
 
-    monkeypatch.setattr(DepthPro, "infer", counting)
+    monkeypatch.setattr(DepthPro, "forward", counting)
     return calls
 
 

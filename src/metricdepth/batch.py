@@ -196,8 +196,20 @@ def predict_files(
     skip_existing: bool = False,
     on_done: Callable[[Any, Exception | None], None] | None = None,
     infer_options: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None,
+    batch_size: int = 1,
+    workers: int = 0,
+    writers: int = 2,
+    pad_batches: bool = False,
 ) -> BatchReport:
-    """Predict and save each item; a failing item is recorded and the batch goes on.
+    """Predict and save each item through a pipeline; a failing item is recorded and the batch goes on.
+
+    Three stages overlap (:mod:`metricdepth.runner`): ``workers`` DataLoader processes read and decode
+    the images and, for a canonical network (:class:`DepthPro`), resize them to the network input
+    (pinned memory on CUDA); the calling thread runs the network on ``batch_size`` images at a time
+    (images of any sizes share a batch) and post-processes on the model's device; ``writers`` threads
+    write the outputs. Each image's outputs appear all together or not at all, also when the run is
+    interrupted (in-flight writes finish, queued ones are dropped). Sources other than canonical
+    networks (RSA, relative models) are run one image at a time through their ``infer``.
 
     Before any model work for an item: an output that would replace an input, or a file metricdepth
     did not write (unless ``overwrite``), fails the item with a message naming the file; with
@@ -207,48 +219,68 @@ def predict_files(
         model: a :class:`~metricdepth.inference.DepthSource` (e.g. :class:`DepthPro`).
         f_px: focal length for every image, pixels (default: per ``focal``).
         focal: "auto" (user, EXIF, predicted), "exif" or "predicted".
-        on_done: called after each item with the error, or None on success or skip (progress bars).
+        on_done: called (in the calling thread) after each item with the error, or None on success or
+            skip (progress bars).
         infer_options: ``(item, info) -> dict`` of extra keywords for ``model.infer`` per item (e.g. the
             caption of an RSA pipeline); an exception fails that item only.
+        batch_size: images per forward pass of a canonical network.
+        workers: DataLoader worker processes (0: load in the calling thread).
+        writers: threads writing outputs (0: write in the calling thread).
+        pad_batches: pad the last, smaller batch to ``batch_size`` (one input shape for compiled
+            models and CUDA graphs).
     """
+    from .runner import run_pipeline
+
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown output formats {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+    if batch_size < 1 or workers < 0 or writers < 0:
+        raise ValueError(
+            f"batch_size must be ≥ 1, workers and writers ≥ 0 (got {batch_size}, {workers}, {writers})"
+        )
     report = BatchReport()
     guard = OutputGuard([item.path for item in items if isinstance(item, InputItem)], overwrite)
-    for item in items:
-        error: Exception | None = None
-        try:
-            loaded: tuple[LoadedImage, dict[str, Any]] | None = None
-            if isinstance(item, InputItem):
-                stem = item.out_stem
-            else:  # a sample's name is known once it is read
-                loaded = item.load()
-                stem = sample_stem(item.out_dir, loaded[1]["sample"])
-            targets = output_paths(stem, formats)
-            guard.check(targets, item.label)
-            report.cleaned += remove_stale_temporaries(targets)
-            if skip_existing and _finished(targets):
-                report.skipped.append(item.label)
-            else:
-                image, info = loaded if loaded is not None else item.load()
-                options = infer_options(item, info) if infer_options is not None else {}
-                prediction = model.infer(image, f_px=f_px, focal=focal, **options)
-                check_finite(prediction, item.label)
-                report.written[item.label] = save_prediction(
-                    prediction,
-                    image.rgb,
-                    stem,
-                    formats=formats,
-                    max_depth=max_depth,
-                    extra={**info, **(extra or {})},
-                )
-                del prediction, image
-        except Exception as err:  # one bad input must not stop the batch
-            error = err
-            report.failures.append((item.label, report_message(err, item.label)))
+
+    def claim(item: InputItem | SampleItem, info: dict[str, Any] | None) -> Path | None:
+        """Check an item's targets before model work: its output stem, or None when it is skipped."""
+        stem = item.out_stem if isinstance(item, InputItem) else sample_stem(item.out_dir, info["sample"])
+        targets = output_paths(stem, formats)
+        guard.check(targets, item.label)
+        report.cleaned.extend(remove_stale_temporaries(targets))
+        if skip_existing and _finished(targets):
+            report.skipped.append(item.label)
+            return None
+        return stem
+
+    def save(item: Any, prediction: Any, rgb: Any, stem: Path, info: dict[str, Any]) -> list[Path]:
+        check_finite(prediction, item.label)
+        return save_prediction(
+            prediction, rgb, stem, formats=formats, max_depth=max_depth, extra={**info, **(extra or {})}
+        )
+
+    def done(item: Any, result: list[Path] | Exception | None) -> None:
+        error = result if isinstance(result, Exception) else None
+        if error is not None:
+            report.failures.append((item.label, report_message(error, item.label)))
+        elif result is not None:
+            report.written[item.label] = result
         if on_done is not None:
             on_done(item, error)
+
+    run_pipeline(
+        model,
+        items,
+        claim=claim,
+        save=save,
+        done=done,
+        f_px=f_px,
+        focal=focal,
+        infer_options=infer_options,
+        batch_size=batch_size,
+        workers=workers,
+        writers=writers,
+        pad_batches=pad_batches,
+    )
     return report
 
 

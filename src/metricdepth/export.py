@@ -41,7 +41,18 @@ class _Network(nn.Module):
         self.model = model
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
-        canonical, fov = self.model(image)
+        # The whole-image graph: the bounded-memory chunking of CPU inference splits the batch, which a
+        # graph with a dynamic batch cannot; runtimes plan their own memory.
+        from .models.depth_pro.chunking import Chunking
+
+        chunking = getattr(self.model, "chunking", None)
+        if chunking is not None:
+            self.model.chunking = Chunking()
+        try:
+            canonical, fov = self.model(image)
+        finally:
+            if chunking is not None:
+                self.model.chunking = chunking
         return (canonical,) if fov is None else (canonical, fov)
 
 

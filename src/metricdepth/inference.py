@@ -37,6 +37,7 @@ __all__ = [
     "FocalPolicy",
     "ImageBatch",
     "ImageInput",
+    "canonical_predictions",
     "canonical_to_metric",
     "coerce_images",
     "focal_from_predicted_fov",
@@ -271,7 +272,7 @@ def resolve_focal(
                 f"predicted FOV {predicted_fov_deg:.4g}° is outside (0°, 180°); using "
                 f"{min(max(predicted_fov_deg, MIN_FOV_DEG), MAX_FOV_DEG):.4g}° "
                 "(untrained or unsuitable weights?)",
-                stacklevel=5,  # the caller of DepthPro.infer (through infer_canonical and no_grad)
+                stacklevel=8,  # the caller of DepthPro.infer
             )
         focal, source = focal_from_predicted_fov(predicted_fov_deg, width), "predicted"
     elif policy == "predicted":
@@ -364,9 +365,55 @@ def infer_canonical(
         One :class:`Prediction` per image in the container given: a single image → ``Prediction``;
         a list → ``list[Prediction]``; a (B, 3, H, W) tensor → a batched ``Prediction``.
     """
+    images = coerce_images(image)
+    results = canonical_predictions(
+        network,
+        images,
+        f_px=f_px,
+        K=K,
+        fov_deg=fov_deg,
+        focal=focal,
+        use_exif=use_exif,
+        batch_size=batch_size,
+    )
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    predictions: list[Prediction] = results  # type: ignore[assignment]
+    if images.layout == "single":
+        return predictions[0]
+    if images.layout == "list":
+        return predictions
+    return stack_predictions(predictions)
+
+
+@torch.no_grad()
+def canonical_predictions(
+    network: CanonicalDepthNetwork,
+    images: ImageBatch,
+    *,
+    f_px: float | Sequence[float] | Tensor | None = None,
+    K: np.ndarray | Tensor | None = None,
+    fov_deg: float | Sequence[float] | Tensor | None = None,
+    focal: FocalPolicy = "auto",
+    use_exif: bool = True,
+    batch_size: int = 4,
+    inputs: Tensor | None = None,
+    pad_to: int | None = None,
+) -> list[Prediction | Exception]:
+    """One :class:`Prediction` per image, or the error that image alone raised (its focal policy could
+    not be met), so a batch runner fails that image only; :func:`infer_canonical` raises it instead.
+
+    Args:
+        images: the images (:func:`coerce_images`).
+        inputs: (N, 3, S, S) network inputs already made from ``images`` by :func:`network_input` (e.g. in
+            DataLoader workers, in pinned memory); moved to the network's device and dtype here.
+        pad_to: pad each forward batch to this many images (zeros; their outputs are dropped), so a
+            compiled network or CUDA graph sees one shape only.
+        Others: as :func:`infer_canonical`.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    images = coerce_images(image)
     count = len(images)
     widths = [images.size(i)[1] for i in range(count)]
     users = user_cameras(count, widths, f_px=f_px, K=K, fov_deg=fov_deg)
@@ -374,42 +421,70 @@ def infer_canonical(
         raise ValueError(f"f_px, K or fov_deg cannot be combined with focal={focal!r}")
     if focal == "exif" and not use_exif:
         raise ValueError("focal='exif' cannot be combined with use_exif=False")
+    if inputs is not None and tuple(inputs.shape[:2]) != (count, 3):
+        raise ValueError(f"inputs must be ({count}, 3, S, S) for {count} images, got {tuple(inputs.shape)}")
     exif = images.exif_focal_px if use_exif else [None] * count
-    results: list[Prediction] = []
+    results: list[Prediction | Exception] = []
     device, dtype, size = network.device, network.dtype, network.img_size
     for start in range(0, count, batch_size):
         chunk = range(start, min(start + batch_size, count))
-        x = torch.stack([network_input(images.pixels[i], size, device, dtype) for i in chunk])
+        if inputs is None:
+            x = torch.stack([network_input(images.pixels[i], size, device, dtype) for i in chunk])
+        else:
+            x = inputs[chunk.start : chunk.stop].to(device=device, dtype=dtype, non_blocking=True)
+        if pad_to is not None and len(chunk) < pad_to:
+            x = torch.cat([x, x.new_zeros((pad_to - len(chunk), *x.shape[1:]))])
         canonical, fov = network(x)
         del x
+        fovs = None if fov is None else fov[: len(chunk)].float().cpu().tolist()  # one sync per batch
         for j, i in enumerate(chunk):
-            predicted = None if fov is None else float(fov[j])
-            camera = resolve_focal(
-                images.size(i),
-                user=None if users is None else users[i],
-                exif_focal_px=exif[i],
-                predicted_fov_deg=predicted,
-                policy=focal,
-                name=f"image {i}" if count > 1 else "image",
-            )
-            inverse, depth = canonical_to_metric(canonical[j], camera.focal_px, images.size(i))
-            results.append(
-                Prediction(
-                    depth=depth,
-                    inverse_depth=inverse,
-                    focal_px=camera.focal_px,
-                    focal_source=camera.source,
-                    fov_deg=focal_to_fov(camera.focal_px, images.size(i)[1]),
-                    intrinsics=camera.intrinsics.to(depth.device),
-                    predicted_fov_deg=predicted,
+            try:
+                results.append(
+                    _metric_prediction(
+                        canonical[j],
+                        images.size(i),
+                        user=None if users is None else users[i],
+                        exif_focal_px=exif[i],
+                        predicted_fov_deg=None if fovs is None else fovs[j],
+                        policy=focal,
+                        name=f"image {i}" if count > 1 else "image",
+                    )
                 )
-            )
+            except ValueError as err:  # this image's focal policy cannot be met
+                results.append(err)
         del canonical
-    if images.layout == "single":
-        return results[0]
-    if images.layout == "list":
-        return results
-    return stack_predictions(results)
+    return results
+
+
+def _metric_prediction(
+    canonical: Tensor,
+    size: tuple[int, int],
+    *,
+    user: tuple[float, Tensor | None] | None,
+    exif_focal_px: float | None,
+    predicted_fov_deg: float | None,
+    policy: FocalPolicy,
+    name: str,
+) -> Prediction:
+    """One image's prediction from its (1, S, S) canonical inverse depth, on the network's device."""
+    camera = resolve_focal(
+        size,
+        user=user,
+        exif_focal_px=exif_focal_px,
+        predicted_fov_deg=predicted_fov_deg,
+        policy=policy,
+        name=name,
+    )
+    inverse, depth = canonical_to_metric(canonical, camera.focal_px, size)
+    return Prediction(
+        depth=depth,
+        inverse_depth=inverse,
+        focal_px=camera.focal_px,
+        focal_source=camera.source,
+        fov_deg=focal_to_fov(camera.focal_px, size[1]),
+        intrinsics=camera.intrinsics.to(depth.device),
+        predicted_fov_deg=predicted_fov_deg,
+    )
 
 
 def stack_predictions(predictions: list[Prediction]) -> Prediction:

@@ -118,13 +118,31 @@ def _signals_as_exit() -> Iterator[None]:
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Images per second (or seconds per image when slower than one a second)."""
+
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            if not speed:
+                return Text("")
+            return Text(f"{speed:.2f} images/s" if speed >= 1 else f"{1 / speed:.1f} s/image")
 
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        RateColumn(),
         console=console,
     )
 
@@ -350,6 +368,26 @@ def predict(
     text_encoder: TextEncoderOption = None,
     depth_range: DepthRangeOption = None,
     caption_threshold: CaptionThresholdOption = 0.5,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", "-b", min=1, help="Images per forward pass (any sizes; all become 1536² inside)."
+        ),
+    ] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Processes reading and resizing images (default: 0 on CPU, up to 8 on a GPU)."
+        ),
+    ] = None,
+    writers: Annotated[int, typer.Option(min=0, help="Threads writing outputs (0: write in turn).")] = 2,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the network (on CUDA with CUDA graphs; batches padded to --batch-size).",
+        ),
+    ] = False,
 ) -> None:
     """Predict metric depth, focal length and a point cloud for each image (or benchmark sample).
 
@@ -410,11 +448,18 @@ def predict(
     infer_options = None
     if rsa_mode is None:
         model = _load_model(checkpoint, device, precision)
+        model.optimize_for_inference(compile=compile_model)
         extra = {"checkpoint": checkpoint, "model": model.config.name, "focal_policy": focal}
+        on_gpu = model.device.type != "cpu"
     else:
+        if compile_model:
+            _fail("--compile applies to Depth Pro checkpoints, not to --relative / --rsa sources")
         model, infer_options, extra = _rsa_source(
             relative, rsa, caption, captions_dir, text_encoder, depth_range, caption_threshold, device, output
         )
+        on_gpu = False
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1) if on_gpu else 0
     with _progress() as progress, _signals_as_exit():
         task = progress.add_task("predicting", total=len(items))
 
@@ -435,6 +480,10 @@ def predict(
             skip_existing=skip_existing,
             on_done=on_done,
             infer_options=infer_options,
+            batch_size=batch_size,
+            workers=workers,
+            writers=writers,
+            pad_batches=compile_model,
         )
 
     for path in report.cleaned:

@@ -35,13 +35,20 @@ class FeatureFusionBlock(nn.Module):
         )
         self.out_conv = nn.Conv2d(channels, channels, kernel_size=1, bias=True)
 
-    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+    def fuse(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        """The fusion at the input resolution: ``resnet2(x + resnet1(skip))``."""
         if skip is not None:
             x = x + self.resnet1(skip)
-        x = self.resnet2(x)
+        return self.resnet2(x)
+
+    def project(self, x: Tensor) -> Tensor:
+        """Upsample ×2 (if the block does), project 1×1: output row r reads input row r // 2 only."""
         if self.deconv is not None:
             x = self.deconv(x)
         return self.out_conv(x)
+
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        return self.project(self.fuse(x, skip))
 
 
 class MultiresConvDecoder(nn.Module):
@@ -71,9 +78,17 @@ class MultiresConvDecoder(nn.Module):
         )
 
     def forward(self, levels: list[Tensor]) -> tuple[Tensor, Tensor]:
+        features, lowres = self.fuse_down_to(levels, 0)
+        return self.fusions[0].project(features), lowres
+
+    def fuse_down_to(self, levels: list[Tensor], level: int) -> tuple[Tensor, Tensor]:
+        """Fuse from the coarsest level down to ``level``, stopping before that block's projection.
+
+        Returns ``(fusions[level].fuse(...) output, lowres)``; levels finer than ``level`` are not read.
+        """
         last = len(levels) - 1
         lowres = self.convs[last](levels[last])
-        features = self.fusions[last](lowres)
-        for i in range(last - 1, -1, -1):
-            features = self.fusions[i](features, self.convs[i](levels[i]))
+        features = self.fusions[last].fuse(lowres)
+        for i in range(last - 1, level - 1, -1):
+            features = self.fusions[i].fuse(self.fusions[i + 1].project(features), self.convs[i](levels[i]))
         return features, lowres

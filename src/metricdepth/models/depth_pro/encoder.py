@@ -68,21 +68,33 @@ class DepthProEncoder(nn.Module):
         _, stride = tile_grid(self.config.img_size, tile, overlap)
         return (tile - stride) // patch // 2
 
-    def _patch_tokens(self, tiles: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def _patch_tokens(self, tiles: Tensor, chunk: int | None = None) -> tuple[Tensor, list[Tensor]]:
         """Patch-ViT tokens (N, 1 + G², C) and the hooked blocks' raw outputs as (N, C, G, G) maps.
 
         With gradient checkpointing on (``patch_encoder.set_grad_checkpointing()``) the blocks are
         recomputed in the backward pass, independently of whether the installed timm checkpoints
-        ``forward_intermediates``; otherwise timm's ``forward_intermediates`` runs (export path).
+        ``forward_intermediates``; otherwise timm's ``forward_intermediates`` runs (export path), on at
+        most ``chunk`` tiles at a time when ``chunk`` is given (tiles are independent).
         """
         vit, hooks = self.patch_encoder, list(self.config.hook_block_ids)
         if checkpointing_active(vit):
             tokens, taken = checkpointed_forward(vit, tiles, hooks)
             grid = self.config.patch_encoder.grid_size
             return tokens, [tokens_to_grid(t, grid) for t in taken]
-        return vit.forward_intermediates(tiles, indices=hooks, norm=False, output_fmt="NCHW")
+        if chunk is None or chunk >= tiles.shape[0]:
+            return vit.forward_intermediates(tiles, indices=hooks, norm=False, output_fmt="NCHW")
+        parts = [
+            vit.forward_intermediates(part, indices=hooks, norm=False, output_fmt="NCHW")
+            for part in tiles.split(chunk)
+        ]
+        tokens = torch.cat([p[0] for p in parts])
+        taken = [torch.cat([p[1][i] for p in parts]) for i in range(len(hooks))]
+        return tokens, taken
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, *, tile_chunk: int | None = None, project_fine: bool = True) -> list[Tensor]:
+        """Encode; ``tile_chunk`` bounds the tiles per patch-ViT batch. With ``project_fine=False`` the
+        two finest levels come back as (B, C, 4G, 4G) token maps, before ``upsample_latent0`` /
+        ``upsample_latent1`` (for :func:`~.chunking.decode_in_strips`)."""
         batch = x.shape[0]
         tile = self.config.tile_size
         grid = self.config.patch_encoder.grid_size
@@ -95,7 +107,8 @@ class DepthProEncoder(nn.Module):
         n0, n1 = tiles0.shape[0], tiles1.shape[0]
 
         # All 35·B tiles in one batch through the shared patch ViT.
-        tokens, (hook0, hook1) = self._patch_tokens(torch.cat([tiles0, tiles1, x2], dim=0))
+        tokens, (hook0, hook1) = self._patch_tokens(torch.cat([tiles0, tiles1, x2], dim=0), tile_chunk)
+        del tiles0, tiles1
         features = tokens_to_grid(tokens, grid)
         pad0, pad1 = self._merge_padding(overlap0), self._merge_padding(overlap1)
         merged0 = merge_tiles(features[:n0], batch, pad0)
@@ -104,14 +117,15 @@ class DepthProEncoder(nn.Module):
         # Only the finest-scale tiles feed the two highest-resolution levels.
         latent0 = merge_tiles(hook0[:n0], batch, pad0)
         latent1 = merge_tiles(hook1[:n0], batch, pad0)
+        del tokens, hook0, hook1
 
         global_features = tokens_to_grid(vit_features(self.image_encoder, x2), grid)
         fused = self.fuse_lowres(
             torch.cat([self.upsample2(merged2), self.upsample_lowres(global_features)], dim=1)
         )
         return [
-            self.upsample_latent0(latent0),
-            self.upsample_latent1(latent1),
+            self.upsample_latent0(latent0) if project_fine else latent0,
+            self.upsample_latent1(latent1) if project_fine else latent1,
             self.upsample0(merged0),
             self.upsample1(merged1),
             fused,

@@ -92,6 +92,12 @@ class PretrainedMixin:
         state_dict, stored_config = load_checkpoint(path)
         if isinstance(config, str):
             config = cls.config_class.preset(config)
+        # Cast in place, one tensor at a time, before building: each original is freed as its cast
+        # appears, so an fp16 file becomes fp32 weights with ~the fp32 size at peak, not fp16 + fp32.
+        dtype = resolve_dtype(precision, resolve_device(device))
+        for key in list(state_dict):
+            if state_dict[key].is_floating_point() and state_dict[key].dtype != dtype:
+                state_dict[key] = state_dict[key].to(dtype)
         return cls.from_state_dict(
             state_dict, config=config or stored_config, device=device, precision=precision
         )

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ...inference import infer_canonical
 from ...prediction import Prediction
+from .chunking import Chunking, decode_in_strips
 from .config import PRESETS, DepthProConfig
 from .decoder import MultiresConvDecoder
 from .encoder import DepthProEncoder
@@ -64,6 +65,8 @@ class DepthPro(PretrainedMixin, nn.Module):
         )
         self.head[4].bias.data.fill_(0.0)
         self.fov = FOVNetwork(f, self.config.fov_encoder) if self.config.use_fov_head else None
+        self.chunking: Chunking | str = "auto"
+        """How ``forward`` bounds memory (:class:`~.chunking.Chunking`); "auto": chunked on CPU only."""
 
     # ------------------------------------------------------------------ network
     @property
@@ -98,10 +101,56 @@ class DepthPro(PretrainedMixin, nn.Module):
             raise ValueError(
                 f"expected a (B, 3, {self.img_size}, {self.img_size}) tensor, got {tuple(x.shape)}"
             )
-        features, lowres = self.decoder(self.encoder(x))
-        canonical_inverse_depth = self.head(features)
+        chunking = Chunking.auto(x.device) if self.chunking == "auto" else self.chunking
+        assert isinstance(chunking, Chunking)
+        if chunking.images and x.shape[0] > chunking.images:
+            parts = [self._forward(part, chunking, with_fov) for part in x.split(chunking.images)]
+            depths, fovs = zip(*parts, strict=True)
+            return torch.cat(depths), None if fovs[0] is None else torch.cat(fovs)  # type: ignore[arg-type]
+        return self._forward(x, chunking, with_fov)
+
+    def _forward(self, x: Tensor, chunking: Chunking, with_fov: bool) -> tuple[Tensor, Tensor | None]:
+        if (chunking.strips or 1) > 1:
+            levels = self.encoder(x, tile_chunk=chunking.tiles, project_fine=False)
+            canonical_inverse_depth, lowres = decode_in_strips(self, levels, chunking.strips or 1)
+            del levels  # before the FOV head: its weights are the last to be paged in
+        else:
+            features, lowres = self.decoder(self.encoder(x, tile_chunk=chunking.tiles))
+            canonical_inverse_depth = self.head(features)
         fov_deg = self.fov(x, lowres) if with_fov and self.fov is not None else None
         return canonical_inverse_depth, fov_deg
+
+    # ------------------------------------------------------------------- speed
+    def optimize_for_inference(
+        self, *, compile: bool = False, mode: str | None = None, channels_last: bool | None = None
+    ) -> DepthPro:
+        """Set up the fast path for the model's device, in place; returns the model.
+
+        - Attention already runs through PyTorch's fused ``scaled_dot_product_attention`` (flash /
+          memory-efficient kernels on CUDA) in every ViT (timm's ``fused_attn``); this checks it.
+        - ``channels_last`` (default: on CUDA only): the convolutional parts (encoder projections and
+          upsamplers, decoder, heads) keep NHWC weights, so cuDNN runs its tensor-core kernels without
+          layout transposes. On CPU the default stays NCHW, bit for bit today's results.
+        - ``compile``: ``torch.compile`` of ``forward`` (``nn.Module.compile``, the model stays a
+          ``DepthPro``). ``mode`` defaults to ``"reduce-overhead"`` on CUDA (CUDA graphs: one launch per
+          forward instead of thousands; give every call the same batch shape, e.g. ``predict_files(...,
+          pad_batches=True)``) and to torch's default elsewhere.
+
+        Precision is the weights' dtype (``from_pretrained(precision=...)``): casting the weights, not
+        autocast, halves their memory and bandwidth and needs no per-op casts; the image resizes and
+        the metric post-processing run in fp32 either way.
+        """
+        for name, vit in self.vits().items():
+            if not all(getattr(block.attn, "fused_attn", False) for block in vit.blocks):
+                raise RuntimeError(f"the {name} ViT does not use fused attention (TIMM_FUSED_ATTN=0 set?)")
+        on_cuda = self.device.type == "cuda"
+        if channels_last if channels_last is not None else on_cuda:
+            for module in self.modules():
+                if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.weight.ndim == 4:
+                    module.to(memory_format=torch.channels_last)
+        if compile:
+            self.compile(mode=mode or ("reduce-overhead" if on_cuda else None))
+        return self
 
     # --------------------------------------------------------------------- training
     def vits(self) -> dict[str, VisionTransformer]:

@@ -1,0 +1,276 @@
+"""The pipelined batch runner: read in DataLoader workers → infer on the device → write in threads.
+
+:func:`run_pipeline` keeps the device busy: while the network runs on one batch, worker processes read,
+decode and resize the next images (for a canonical network such as :class:`DepthPro`, each image
+becomes its (3, S, S) network input there, in pinned memory when the model is on CUDA) and writer
+threads encode and write the outputs of earlier ones. Post-processing (metric scale, resizing back to
+each image's size) runs on the model's device; predictions come back to the CPU once per image.
+
+It knows nothing of output files or reports: :func:`metricdepth.batch.predict_files` gives it three
+callbacks (``claim`` an item's outputs, ``save`` a prediction, report an item ``done``). Results are
+reported in item order. An item that fails (unreadable file, unmet focal policy, non-finite output,
+a write error) is reported with its error and the others go on; an interrupt lets the writes already
+running finish (each image's outputs appear together or not at all) and drops the queued ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .inference import canonical_predictions, coerce_images, network_input
+from .io.images import LoadedImage
+
+__all__ = ["Loaded", "is_canonical_network", "run_pipeline"]
+
+Claim = Callable[[Any, "dict[str, Any] | None"], "Path | None"]
+Save = Callable[[Any, Any, Any, Path, "dict[str, Any]"], "list[Path]"]
+Done = Callable[[Any, "list[Path] | Exception | None"], None]
+
+
+def is_canonical_network(model: Any) -> bool:
+    """Whether ``model`` (or the module a ``torch.compile`` wrapper holds) is a Depth Pro network, whose
+    batches :func:`run_pipeline` runs itself (inputs made in workers, post-processing on the device)."""
+    from .models.depth_pro import DepthPro
+
+    return isinstance(getattr(model, "_orig_mod", model), DepthPro)
+
+
+@dataclass
+class Loaded:
+    """What a worker made of one item: the image, its info, the network input (or the error)."""
+
+    position: int
+    image: LoadedImage | None = None
+    info: dict[str, Any] | None = None
+    input: torch.Tensor | None = None
+    error: Exception | None = None
+    row: int = -1
+    """Row of ``input`` in the batch's stacked inputs."""
+
+
+class _ItemReader(Dataset):
+    """Item ``i`` → :class:`Loaded`; errors are returned, not raised, so one bad file fails one item."""
+
+    def __init__(self, items: Sequence[Any], input_size: int | None) -> None:
+        self.items = items
+        self.input_size = input_size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position: int) -> Loaded:
+        item = self.items[position]
+        try:
+            image, info = item.load()
+            x = None
+            if self.input_size is not None:
+                pixels = coerce_images(image).pixels[0]
+                x = network_input(pixels, self.input_size, torch.device("cpu"), torch.float32)
+            return Loaded(position, image, info, x)
+        except Exception as err:  # reported for this item only
+            return Loaded(position, error=_transportable(err, item.label))
+
+
+def _transportable(err: Exception, label: str) -> Exception:
+    """The error if it survives pickling (worker → main process), else a ValueError with its message."""
+    import pickle
+
+    from .batch import report_message
+
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        return ValueError(report_message(err, label))
+
+
+def _collate(records: list[Loaded]) -> dict[str, Any]:
+    inputs = [r.input for r in records if r.input is not None]
+    row = 0
+    for record in records:
+        if record.input is not None:
+            record.row, row = row, row + 1
+            record.input = None  # held once, in the stacked tensor
+    return {"records": records, "inputs": torch.stack(inputs) if inputs else None}
+
+
+def _to_cpu(prediction: Any) -> Any:
+    """The prediction with its tensors on the CPU (a no-op there)."""
+    changes = {
+        name: value.cpu()
+        for name in ("depth", "inverse_depth", "intrinsics")
+        if isinstance(value := getattr(prediction, name, None), torch.Tensor) and value.device.type != "cpu"
+    }
+    return dataclasses.replace(prediction, **changes) if changes else prediction
+
+
+def run_pipeline(
+    model: Any,
+    items: Sequence[Any],
+    *,
+    claim: Claim,
+    save: Save,
+    done: Done,
+    f_px: float | None = None,
+    focal: str = "auto",
+    infer_options: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None,
+    batch_size: int = 1,
+    workers: int = 0,
+    writers: int = 2,
+    pad_batches: bool = False,
+) -> None:
+    """Run ``model`` over ``items`` (objects with ``label`` and ``load() -> (LoadedImage, info)``).
+
+    Args:
+        claim: ``(item, info) -> output stem | None``: checks an item's outputs before any model work
+            (raises to fail it; None skips it). Called before loading for items with an ``out_stem``,
+            else with the loaded ``info``.
+        save: ``(item, prediction, rgb, stem, info) -> paths``: writes one image's outputs (in a writer
+            thread when ``writers`` > 0).
+        done: ``(item, paths | error | None)``: called in this thread, in item order (None: skipped).
+        infer_options: per-item keywords for ``model.infer`` (sources other than canonical networks).
+        batch_size, workers, writers, pad_batches: see :func:`metricdepth.batch.predict_files`.
+    """
+    canonical = is_canonical_network(model) and infer_options is None
+    device = model.device if canonical else None
+    order: deque[tuple[Any, Future | list[Path] | Exception | None]] = deque()
+    pending: list[tuple[Any, Path | None]] = []
+    for item in items:
+        stem = None
+        if hasattr(item, "out_stem"):
+            try:
+                stem = claim(item, None)
+            except Exception as err:
+                order.append((item, err))
+                continue
+            if stem is None:
+                order.append((item, None))
+                continue
+        pending.append((item, stem))
+
+    def drain(block_beyond: int) -> None:
+        """Report finished results from the front; wait while more than ``block_beyond`` are queued."""
+        while order:
+            item, result = order[0]
+            if isinstance(result, Future):
+                if not result.done() and len(order) <= block_beyond:
+                    return
+                try:
+                    result = result.result()
+                except Exception as err:
+                    result = err
+            order.popleft()
+            done(item, result)
+
+    drain(0)
+    if not pending:
+        return
+    loader = DataLoader(
+        _ItemReader([item for item, _ in pending], model.img_size if canonical else None),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=bool(device is not None and device.type == "cuda"),
+    )
+    pool = ThreadPoolExecutor(writers, thread_name_prefix="metricdepth-writer") if writers else None
+    try:
+        for batch in loader:
+            ready: list[tuple[Any, Path, Loaded]] = []
+            for record in batch["records"]:
+                item, stem = pending[record.position]
+                if record.error is not None:
+                    order.append((item, record.error))
+                    continue
+                if stem is None:  # a benchmark sample: its name (and so its outputs) is known only now
+                    try:
+                        stem = claim(item, record.info)
+                    except Exception as err:
+                        order.append((item, err))
+                        continue
+                    if stem is None:
+                        order.append((item, None))
+                        continue
+                ready.append((item, stem, record))
+            results = (
+                _infer_canonical_batch(model, ready, batch["inputs"], f_px, focal, batch_size, pad_batches)
+                if canonical
+                else [
+                    _infer_one(model, item, record, f_px, focal, infer_options) for item, _, record in ready
+                ]
+            )
+            for (item, stem, record), result in zip(ready, results, strict=True):
+                if isinstance(result, Exception):
+                    order.append((item, result))
+                    continue
+                assert record.image is not None and record.info is not None
+                args = (item, result, record.image.rgb, stem, record.info)
+                if pool is None:
+                    try:
+                        order.append((item, save(*args)))
+                    except Exception as err:
+                        order.append((item, err))
+                else:
+                    order.append((item, pool.submit(save, *args)))
+            del ready, results, batch
+            drain(block_beyond=max(2 * batch_size, 2 * writers))
+        drain(0)
+    finally:
+        if pool is not None:  # on an interrupt: running writes finish, queued ones are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _infer_canonical_batch(
+    model: Any,
+    ready: list[tuple[Any, Path, Loaded]],
+    inputs: torch.Tensor | None,
+    f_px: float | None,
+    focal: str,
+    batch_size: int,
+    pad_batches: bool,
+) -> list[Any]:
+    if not ready:
+        return []
+    assert inputs is not None
+    rows = [record.row for _, _, record in ready]
+    x = inputs if rows == list(range(inputs.shape[0])) else inputs[rows]
+    if inputs.is_pinned() and not x.is_pinned():
+        x = x.pin_memory()
+    images = coerce_images([record.image for _, _, record in ready])
+    try:
+        results = canonical_predictions(
+            model,
+            images,
+            f_px=f_px,
+            focal=focal,  # type: ignore[arg-type]
+            batch_size=len(ready),
+            inputs=x,
+            pad_to=batch_size if pad_batches else None,
+        )
+    except Exception as err:  # the forward itself failed (e.g. out of memory): every image of the batch
+        return [err] * len(ready)
+    return [r if isinstance(r, Exception) else _to_cpu(r) for r in results]
+
+
+def _infer_one(
+    model: Any,
+    item: Any,
+    record: Loaded,
+    f_px: float | None,
+    focal: str,
+    infer_options: Callable[[Any, dict[str, Any]], dict[str, Any]] | None,
+) -> Any:
+    try:
+        assert record.image is not None and record.info is not None
+        options = infer_options(item, record.info) if infer_options is not None else {}
+        return _to_cpu(model.infer(record.image, f_px=f_px, focal=focal, **options))
+    except Exception as err:
+        return err

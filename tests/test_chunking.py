@@ -1,0 +1,117 @@
+"""Bounded-memory forward: tiles in chunks and row strips give the whole-image results."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from metricdepth import DepthPro
+from metricdepth.models.depth_pro import chunking as chunking_module
+from metricdepth.models.depth_pro.chunking import CPU_CHUNKING, Chunking, strip_bounds
+
+
+@pytest.fixture(scope="module")
+def model(tiny_state_dict) -> DepthPro:
+    """Deterministic weights (every layer non-trivial, so a wrong row anywhere shows in the output), with
+    the head's last bias raised so the final ReLU keeps the whole map positive."""
+    state = dict(tiny_state_dict)
+    state["head.4.bias"] = torch.full_like(state["head.4.bias"], 0.5)
+    return DepthPro.from_state_dict(state, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def whole(model):
+    x = torch.rand(2, 3, model.img_size, model.img_size, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    model.chunking = Chunking()
+    with torch.inference_mode():
+        depth, fov = model(x)
+    return x, depth, fov
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize(
+    "chunking",
+    [
+        Chunking(images=1),
+        Chunking(tiles=1),
+        Chunking(tiles=7),
+        Chunking(strips=2),
+        Chunking(strips=5),
+        Chunking(tiles=4, strips=8),
+        Chunking(strips=10_000),
+        CPU_CHUNKING,
+    ],
+)
+def test_chunked_forward_equals_the_whole_image_forward(model, whole, chunking):
+    x, depth, fov = whole
+    model.chunking = chunking
+    try:
+        with torch.inference_mode():
+            chunked_depth, chunked_fov = model(x)
+    finally:
+        model.chunking = "auto"
+    assert chunked_depth.shape == depth.shape and float(depth.std()) > 1e-3 * float(depth.mean())
+    assert float((depth > 0).float().mean()) > 0.99
+    # Same arithmetic in another order: equal up to float rounding (bit-equal on the CPUs tried).
+    assert rel(chunked_depth, depth) <= 1e-6
+    assert rel(chunked_fov, fov) <= 1e-6
+
+
+def test_a_missing_halo_row_is_detected(model, whole, monkeypatch):
+    """The comparison above would see strips that read too few neighbouring rows."""
+    x, depth, _ = whole
+    monkeypatch.setattr(chunking_module, "_conv_reach", lambda module: 0)
+    model.chunking = Chunking(strips=4)
+    try:
+        with torch.inference_mode():
+            broken, _ = model(x)
+    finally:
+        model.chunking = "auto"
+    assert rel(broken, depth) > 1e-3
+
+
+def test_chunking_gradients_match(model, whole):
+    """Strips are differentiable too (the same graph, in pieces)."""
+    x = whole[0][:1]
+    grads = []
+    for chunking in (Chunking(), Chunking(tiles=5, strips=3)):
+        model.chunking = chunking
+        model.zero_grad()
+        model(x, with_fov=False)[0].square().mean().backward()
+        grads.append(model.decoder.fusions[0].resnet1.residual[1].weight.grad.clone())
+    model.chunking = "auto"
+    model.zero_grad()
+    assert rel(grads[1], grads[0]) <= 1e-5
+
+
+def test_strip_bounds_cover_every_row_once():
+    for rows, strips in [(384, 8), (16, 3), (5, 9), (7, 1)]:
+        bounds = list(strip_bounds(rows, strips))
+        assert bounds[0][0] == 0 and bounds[-1][1] == rows
+        assert all(a < b for a, b in bounds)
+        assert all(b == c for (_, b), (c, _) in itertools.pairwise(bounds))
+        assert len(bounds) == min(strips, rows)
+
+
+def test_chunking_settings():
+    assert Chunking.auto("cpu") == CPU_CHUNKING and CPU_CHUNKING.active
+    assert Chunking.auto("meta") == Chunking() and not Chunking().active
+    for bad in (0, -1, 2.5):
+        for name in ("images", "tiles", "strips"):
+            with pytest.raises(ValueError, match="positive integer"):
+                Chunking(**{name: bad})
+
+
+def test_half_precision_checkpoints_load_as_fp32_without_a_second_copy(tmp_path, tiny_state_dict):
+    """An fp16 file (Apple's release is one) is cast tensor by tensor while loading."""
+    path = tmp_path / "fp16.pt"
+    torch.save({k: v.half() for k, v in tiny_state_dict.items()}, path)
+    model = DepthPro.from_pretrained(path, device="cpu")
+    assert model.dtype == torch.float32
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v.half().float()) for k, v in tiny_state_dict.items())

@@ -1,0 +1,187 @@
+"""The pipelined batch runner behind ``predict``: batches, workers and writer threads change only speed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from metricdepth import DepthPro
+from metricdepth.batch import collect_inputs, predict_files
+from metricdepth.cli import app
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, data_dir) -> Path:
+    """Seven photos of five sizes in two folders (two with EXIF), and one unreadable file."""
+    root = tmp_path_factory.mktemp("photos")
+    (root / "sub").mkdir()
+    shutil.copy(data_dir / "leuvenA.jpg", root / "leuvenA.jpg")  # EXIF focal
+    moto = Image.open(data_dir / "motorcycle_left.png").convert("RGB")
+    moto.save(root / "moto.png")
+    moto.resize((333, 217)).save(root / "sub" / "small.png")
+    moto.resize((120, 300)).save(root / "sub" / "tall.jpg")
+    Image.open(data_dir / "leuvenA.jpg").convert("RGB").resize((640, 360)).save(root / "messi.png")
+    moto.crop((0, 0, 200, 200)).save(root / "sub" / "square.png")
+    shutil.copy(data_dir / "leuvenA.jpg", root / "sub" / "exif_copy.jpg")
+    (root / "broken.jpg").write_bytes(b"not a jpeg")
+    return root
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_batch_size_4_writes_the_same_files_as_batch_size_1(tmp_path, folder, camera_checkpoint):
+    one = invoke(
+        "predict",
+        folder,
+        "-o",
+        tmp_path / "one",
+        "-c",
+        camera_checkpoint,
+        "--batch-size",
+        "1",
+        "--writers",
+        "0",
+    )
+    four = invoke(
+        "predict",
+        folder,
+        "-o",
+        tmp_path / "four",
+        "-c",
+        camera_checkpoint,
+        "--batch-size",
+        "4",
+        "--workers",
+        "2",
+        "--writers",
+        "3",
+    )
+    for result in (one, four):
+        assert result.exit_code == 1, result.output  # the broken file, reported at the end
+        assert "7 of 8 inputs written" in result.output and "broken.jpg" in result.output
+    a, b = outputs(tmp_path / "one"), outputs(tmp_path / "four")
+    assert len(a) == 7 * 5 and a.keys() == b.keys()
+    npz = [name for name in a if name.endswith(".npz")]
+    for name in npz:  # the arrays: equal to float rounding (batched kernels may sum in another order)
+        x, y = np.load(tmp_path / "one" / name), np.load(tmp_path / "four" / name)
+        assert x.files == y.files
+        for key in x.files:
+            if x[key].dtype.kind == "f":
+                np.testing.assert_allclose(x[key], y[key], rtol=1e-5, atol=0)
+            else:
+                assert np.array_equal(x[key], y[key])
+    different = sorted(name for name in a if a[name] != b[name])
+    # Measured on the CPUs used so far: every file identical, byte for byte.
+    assert different == [], different
+
+
+def test_mixed_failures_in_one_batch(tmp_path, folder, tiny_model):
+    """An unreadable file, an unmet focal policy and a failing write each fail their image only."""
+    items, missing = collect_inputs([folder], tmp_path / "out")
+    assert not missing and len(items) == 8
+    import metricdepth.batch as batch_module
+
+    real_save = batch_module.save_prediction
+
+    def save(prediction, rgb, stem, **kwargs):
+        if Path(stem).name == "exif_copy":
+            raise OSError("disk full (simulated)")
+        return real_save(prediction, rgb, stem, **kwargs)
+
+    seen = []
+    batch_module.save_prediction = save
+    try:
+        report = predict_files(
+            tiny_model,
+            items,
+            focal="exif",
+            batch_size=4,
+            workers=2,
+            writers=2,
+            on_done=lambda item, error: seen.append((item.label, error)),
+        )
+    finally:
+        batch_module.save_prediction = real_save
+    assert [label for label, _ in seen] == [item.label for item in items]  # reported in item order
+    assert list(report.written) == [str(folder / "leuvenA.jpg")]  # the only photo with an EXIF focal
+    messages = dict(report.failures)
+    assert (
+        "not a jpeg" in messages[str(folder / "broken.jpg")]
+        or "broken.jpg" in messages[str(folder / "broken.jpg")]
+    )
+    assert "no EXIF focal length" in messages[str(folder / "moto.png")]
+    assert "disk full" in messages[str(folder / "sub" / "exif_copy.jpg")]
+    assert len(report.failures) == 7
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        p.name for p in report.written[str(folder / "leuvenA.jpg")]
+    )
+
+
+def test_padded_batches_give_the_same_predictions(tmp_path, folder, tiny_model):
+    """``pad_batches`` (one input shape for compiled models) drops the padding's outputs."""
+    items, _ = collect_inputs([folder / "sub"], tmp_path)
+    runs = {}
+    for pad in (False, True):
+        out = tmp_path / str(pad)
+        items, _ = collect_inputs([folder / "sub"], out)
+        report = predict_files(tiny_model, items, f_px=300.0, formats=["npz"], batch_size=2, pad_batches=pad)
+        assert report.ok and len(report.written) == 4
+        runs[pad] = {p.name: np.load(p)["depth"] for p in sorted(out.rglob("*.npz"))}
+    for name, depth in runs[False].items():
+        np.testing.assert_allclose(runs[True][name], depth, rtol=1e-5)
+
+
+def test_interrupted_writes_leave_complete_sets(tmp_path, folder, tiny_model):
+    """An interrupt while writes are queued: every image has all its outputs or none."""
+    items, _ = collect_inputs([folder], tmp_path / "out")
+    calls = []
+
+    def stop(item, error):
+        calls.append(item)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_files(tiny_model, items, f_px=500.0, batch_size=2, writers=2, on_done=stop)
+    stems: dict[str, set[str]] = {}
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert not path.name.startswith("."), f"temporary left behind: {path}"
+            stem = path.name.split(".")[0].removesuffix("_inverse_depth").removesuffix("_depth")
+            stems.setdefault(str(path.parent / stem), set()).add(path.name)
+    assert stems and all(len(files) == 5 for files in stems.values()), stems
+
+
+def test_cli_rejects_bad_runner_options(tmp_path, folder, tiny_checkpoint):
+    for option in (["--batch-size", "0"], ["--workers", "-1"], ["--writers", "-2"]):
+        result = invoke("predict", folder, "-o", tmp_path, "-c", tiny_checkpoint, *option)
+        assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+def test_progress_reports_a_rate(tmp_path, folder, tiny_checkpoint):
+    result = invoke("predict", folder / "sub", "-o", tmp_path, "-c", tiny_checkpoint, "--f-px", "300")
+    assert result.exit_code == 0, result.output
+    assert "images/s" in result.output or "s/image" in result.output
+
+
+def test_compile_is_refused_for_rsa_sources(tmp_path, folder):
+    result = invoke("predict", folder, "-o", tmp_path, "--relative", "x.safetensors", "--compile")
+    assert result.exit_code != 0
+
+
+def test_depth_pro_class_is_what_the_runner_batches(tiny_model):
+    from metricdepth.runner import is_canonical_network
+
+    assert is_canonical_network(tiny_model) and not is_canonical_network(object())
+    assert isinstance(tiny_model, DepthPro)
