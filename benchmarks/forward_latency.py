@@ -24,7 +24,7 @@ import time
 import torch
 
 from metricdepth import DepthPro, DepthProConfig
-from metricdepth.device import resolve_device, resolve_dtype
+from metricdepth.device import resolve_device, resolve_dtype, return_freed_memory
 from metricdepth.models.depth_pro.chunking import Chunking
 
 
@@ -50,6 +50,11 @@ def main() -> None:
         help="auto (bounded on CPU, whole on GPU), none, or IMAGES,TILES,STRIPS (e.g. 1,7,8; 0 = no limit)",
     )
     parser.add_argument(
+        "--keep-heap",
+        action="store_true",
+        help="CPU: keep glibc's default heap (by default freed memory goes back to the OS, as in predict)",
+    )
+    parser.add_argument(
         "--channels-last", choices=("auto", "on", "off"), default="auto", help="NHWC convolution weights"
     )
     parser.add_argument(
@@ -63,6 +68,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.precision, device)
+    if device.type == "cpu" and not args.keep_heap:
+        return_freed_memory()
     start = time.perf_counter()
     with torch.device(device):
         model = DepthPro(DepthProConfig.preset(args.preset))
@@ -110,7 +117,8 @@ def main() -> None:
         f"{', compiled' if args.compile else ''}"
     )
     chunking = Chunking.auto(device) if model.chunking == "auto" else model.chunking
-    print(f"chunking      {chunking}")
+    heap = "kept (glibc default)" if args.keep_heap or device.type != "cpu" else "freed memory returned"
+    print(f"chunking      {chunking}; heap {heap}")
     print(f"build         {build_s:.1f} s")
     median = statistics.median(times)
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [median, median, median]
@@ -118,7 +126,9 @@ def main() -> None:
         f"forward       median {median:.4f} s, min {min(times):.4f} s, max {max(times):.4f} s, "
         f"IQR {quartiles[0]:.4f}-{quartiles[2]:.4f} s over {args.runs} runs ({args.warmup} warm-up)"
     )
-    print(f"compute       {flops / 1e12:.2f} TFLOP per forward, {flops / median / 1e12:.2f} TFLOP/s achieved")
+    print(
+        f"compute       {flops / 1e12:.4g} TFLOP per forward, {flops / median / 1e12:.4g} TFLOP/s achieved"
+    )
     if device.type == "cuda":
         print(f"peak memory   {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated on the GPU")
     elif peak_rss_bytes() is not None:

@@ -1,10 +1,36 @@
-"""Device and precision selection."""
+"""Device and precision selection, and the host allocator's behaviour for large CPU tensors."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
+
 import torch
 
-__all__ = ["PRECISIONS", "resolve_device", "resolve_dtype"]
+__all__ = ["PRECISIONS", "resolve_device", "resolve_dtype", "return_freed_memory"]
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter numbers (malloc.h)
+
+
+def return_freed_memory(threshold_bytes: int = 1 << 20) -> bool:
+    """Make glibc serve allocations of ``threshold_bytes`` or more with their own mappings, so freed
+    tensors go back to the OS at once instead of staying in the heap.
+
+    glibc's default threshold grows with the sizes freed, up to 32 MiB; below it, freed activations
+    stay in the heap and fragment it, and the process's peak resident memory creeps upwards. For one
+    1536² Depth Pro forward on CPU this holds about 0.3 GiB. ``metricdepth predict`` calls it on CPU.
+    Process-wide; no effect (False) where the C library is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes)))
+
 
 PRECISIONS: dict[str, torch.dtype] = {
     "fp32": torch.float32,
