@@ -43,7 +43,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
         Chunking(strips=2),
         Chunking(strips=5),
         Chunking(tiles=4, strips=8),
-        Chunking(strips=10_000),
+        Chunking(strips=40),
         CPU_CHUNKING,
     ],
 )
@@ -107,7 +107,7 @@ def test_chunking_settings():
                 Chunking(**{name: bad})
 
 
-def test_half_precision_checkpoints_load_as_fp32_without_a_second_copy(tmp_path, tiny_state_dict):
+def test_half_precision_checkpoints_are_cast_while_loading(tmp_path, tiny_state_dict):
     """An fp16 file (Apple's release is one) is cast tensor by tensor while loading."""
     path = tmp_path / "fp16.pt"
     torch.save({k: v.half() for k, v in tiny_state_dict.items()}, path)
@@ -115,3 +115,29 @@ def test_half_precision_checkpoints_load_as_fp32_without_a_second_copy(tmp_path,
     assert model.dtype == torch.float32
     loaded = model.state_dict()
     assert all(torch.equal(loaded[k], v.half().float()) for k, v in tiny_state_dict.items())
+
+
+def test_freed_memory_goes_back_to_the_os_on_glibc():
+    """In a child process: the allocator setting is process-wide."""
+    import platform
+    import subprocess
+    import sys
+
+    code = "from metricdepth.device import return_freed_memory as r; print(r())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    on_glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert result.stdout.strip() == str(on_glibc)
+
+
+def test_training_forward_is_never_chunked_by_default(model, whole, monkeypatch):
+    """ "auto" bounds memory for inference only: with autograd the whole batch runs at once."""
+    calls = []
+    monkeypatch.setattr(
+        "metricdepth.models.depth_pro.model.decode_in_strips", lambda *a, **k: calls.append(1) or 1 / 0
+    )
+    x = whole[0]
+    model.chunking = "auto"
+    depth, _ = model(x, with_fov=False)  # grad enabled: whole-image path
+    assert depth.requires_grad and not calls
+    with torch.inference_mode(), pytest.raises(ZeroDivisionError):
+        model(x)  # inference on CPU: strips

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from metricdepth import DepthPro
 from metricdepth.batch import collect_inputs, predict_files
 from metricdepth.cli import app
+from metricdepth.models.depth_pro.chunking import Chunking
 
 
 def invoke(*args):
@@ -128,18 +129,79 @@ def test_mixed_failures_in_one_batch(tmp_path, folder, tiny_model):
     )
 
 
-def test_padded_batches_give_the_same_predictions(tmp_path, folder, tiny_model):
-    """``pad_batches`` (one input shape for compiled models) drops the padding's outputs."""
-    items, _ = collect_inputs([folder / "sub"], tmp_path)
+def test_padded_batches_give_the_same_predictions(tmp_path, folder, tiny_model, monkeypatch):
+    """``pad_batches`` (one input shape for compiled models) runs full batches and drops the padding."""
+    shapes = []
+    forward = DepthPro.forward
+
+    def recording(self, x, **kwargs):
+        shapes.append(x.shape[0])
+        return forward(self, x, **kwargs)
+
+    monkeypatch.setattr(DepthPro, "forward", recording)
     runs = {}
     for pad in (False, True):
         out = tmp_path / str(pad)
         items, _ = collect_inputs([folder / "sub"], out)
-        report = predict_files(tiny_model, items, f_px=300.0, formats=["npz"], batch_size=2, pad_batches=pad)
+        shapes.clear()
+        report = predict_files(tiny_model, items, f_px=300.0, formats=["npz"], batch_size=3, pad_batches=pad)
         assert report.ok and len(report.written) == 4
+        assert shapes == ([3, 3] if pad else [3, 1])
         runs[pad] = {p.name: np.load(p)["depth"] for p in sorted(out.rglob("*.npz"))}
+    assert runs[False].keys() == runs[True].keys()
     for name, depth in runs[False].items():
         np.testing.assert_allclose(runs[True][name], depth, rtol=1e-5)
+
+
+def test_batched_mixed_sizes_equal_single_images_without_chunking(tmp_path, folder, tiny_model):
+    """Whole batches (the GPU default, no per-image chunking): images of different sizes share a forward
+    pass and each comes back as when predicted alone, to float rounding."""
+    runs = {}
+    tiny_model.chunking = Chunking()
+    try:
+        for batch_size in (1, 4):
+            out = tmp_path / str(batch_size)
+            items, _ = collect_inputs([folder], out)
+            report = predict_files(
+                tiny_model, items, f_px=400.0, formats=["npz", "json"], batch_size=batch_size
+            )
+            assert len(report.written) == 7 and len(report.failures) == 1
+            runs[batch_size] = {p.name: np.load(p)["depth"] for p in sorted(out.rglob("*.npz"))}
+    finally:
+        tiny_model.chunking = "auto"
+    assert len(runs[1]) == 7 and runs[1].keys() == runs[4].keys()
+    assert len({depth.shape for depth in runs[1].values()}) >= 5  # mixed sizes
+    for name, depth in runs[1].items():  # compared as inverse depth, relative to its range
+        inverse, batched = 1 / depth, 1 / runs[4][name]
+        assert np.abs(batched - inverse).max() <= 1e-4 * np.abs(inverse).max(), name
+
+
+def test_results_are_reported_in_item_order(tmp_path, data_dir, tiny_model):
+    """Skipped, unreadable and written items come back in input order, whatever stage decided them."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    moto = Image.open(data_dir / "motorcycle_left.png").convert("RGB").resize((160, 120))
+    for name in ("a.png", "c_done.png", "d.png", "e.png"):
+        moto.save(photos / name)
+    (photos / "b_broken.png").write_bytes(b"\x89PNG broken")
+    out = tmp_path / "out"
+    done_items, _ = collect_inputs([photos / "c_done.png"], out)
+    assert predict_files(tiny_model, done_items, f_px=200.0).ok
+    items, _ = collect_inputs([photos], out)
+    seen = []
+    report = predict_files(
+        tiny_model,
+        items,
+        f_px=200.0,
+        skip_existing=True,
+        batch_size=4,
+        writers=2,
+        on_done=lambda item, error: seen.append((Path(item.label).name, type(error).__name__)),
+    )
+    assert [name for name, _ in seen] == ["a.png", "b_broken.png", "c_done.png", "d.png", "e.png"]
+    assert seen[1][1] != "NoneType" and all(error == "NoneType" for _, error in seen[:1] + seen[2:])
+    assert report.skipped == [str(photos / "c_done.png")]
+    assert list(report.written) == [str(photos / n) for n in ("a.png", "d.png", "e.png")]
 
 
 def test_interrupted_writes_leave_complete_sets(tmp_path, folder, tiny_model):
@@ -177,11 +239,13 @@ def test_progress_reports_a_rate(tmp_path, folder, tiny_checkpoint):
 
 def test_compile_is_refused_for_rsa_sources(tmp_path, folder):
     result = invoke("predict", folder, "-o", tmp_path, "--relative", "x.safetensors", "--compile")
-    assert result.exit_code != 0
+    assert result.exit_code == 2 and "--compile applies to Depth Pro" in result.output
 
 
-def test_depth_pro_class_is_what_the_runner_batches(tiny_model):
+def test_the_runner_batches_depth_pro_and_compiled_wrappers_of_it(tiny_model):
+    import torch
+
     from metricdepth.runner import is_canonical_network
 
     assert is_canonical_network(tiny_model) and not is_canonical_network(object())
-    assert isinstance(tiny_model, DepthPro)
+    assert is_canonical_network(torch.compile(tiny_model))  # an OptimizedModule holding a DepthPro

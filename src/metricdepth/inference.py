@@ -366,6 +366,11 @@ def infer_canonical(
         a list → ``list[Prediction]``; a (B, 3, H, W) tensor → a batched ``Prediction``.
     """
     images = coerce_images(image)
+    if focal == "exif" and use_exif and f_px is None and K is None and fov_deg is None:
+        for i, exif in enumerate(images.exif_focal_px):  # fail before any forward pass
+            if exif is None:
+                name = f"image {i}" if len(images) > 1 else "image"
+                resolve_focal(images.size(i), policy="exif", name=name)
     results = canonical_predictions(
         network,
         images,
@@ -431,7 +436,8 @@ def canonical_predictions(
         if inputs is None:
             x = torch.stack([network_input(images.pixels[i], size, device, dtype) for i in chunk])
         else:
-            x = inputs[chunk.start : chunk.stop].to(device=device, dtype=dtype, non_blocking=True)
+            # Copy first (asynchronous from pinned memory), then cast on the device.
+            x = inputs[chunk.start : chunk.stop].to(device=device, non_blocking=True).to(dtype)
         if pad_to is not None and len(chunk) < pad_to:
             x = torch.cat([x, x.new_zeros((pad_to - len(chunk), *x.shape[1:]))])
         canonical, fov = network(x)

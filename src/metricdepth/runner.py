@@ -36,6 +36,10 @@ Save = Callable[[Any, Any, Any, Path, "dict[str, Any]"], "list[Path]"]
 Done = Callable[[Any, "list[Path] | Exception | None"], None]
 
 
+_PENDING = object()
+"""An item's slot before its result is known."""
+
+
 def is_canonical_network(model: Any) -> bool:
     """Whether ``model`` (or the module a ``torch.compile`` wrapper holds) is a Depth Pro network, whose
     batches :func:`run_pipeline` runs itself (inputs made in workers, post-processing on the device)."""
@@ -142,88 +146,113 @@ def run_pipeline(
     """
     canonical = is_canonical_network(model) and infer_options is None
     device = model.device if canonical else None
-    order: deque[tuple[Any, Future | list[Path] | Exception | None]] = deque()
-    pending: list[tuple[Any, Path | None]] = []
-    for item in items:
+    # One slot per item, filled as results arrive and reported strictly in item order.
+    slots: list[Any] = [_PENDING] * len(items)
+    pending: list[tuple[int, Path | None]] = []  # (item index, stem if already claimed)
+    for index, item in enumerate(items):
         stem = None
         if hasattr(item, "out_stem"):
             try:
                 stem = claim(item, None)
             except Exception as err:
-                order.append((item, err))
+                slots[index] = err
                 continue
             if stem is None:
-                order.append((item, None))
+                slots[index] = None
                 continue
-        pending.append((item, stem))
+        pending.append((index, stem))
+    cursor = 0
+    writing: deque[Future] = deque()
 
     def drain(block_beyond: int) -> None:
-        """Report finished results from the front; wait while more than ``block_beyond`` are queued."""
-        while order:
-            item, result = order[0]
+        """Report the finished results at the front, in item order; while more than ``block_beyond``
+        writes are unfinished, wait for the oldest."""
+        nonlocal cursor
+        while cursor < len(slots) and slots[cursor] is not _PENDING:
+            result = slots[cursor]
             if isinstance(result, Future):
-                if not result.done() and len(order) <= block_beyond:
+                if not result.done() and sum(not f.done() for f in writing) <= block_beyond:
                     return
                 try:
                     result = result.result()
                 except Exception as err:
                     result = err
-            order.popleft()
-            done(item, result)
+            slots[cursor] = None
+            done(items[cursor], result)
+            cursor += 1
+        while writing and writing[0].done():
+            writing.popleft()
 
     drain(0)
     if not pending:
         return
     loader = DataLoader(
-        _ItemReader([item for item, _ in pending], model.img_size if canonical else None),
+        _ItemReader([items[index] for index, _ in pending], model.img_size if canonical else None),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
         pin_memory=bool(device is not None and device.type == "cuda"),
     )
+    batches = iter(loader)
     pool = ThreadPoolExecutor(writers, thread_name_prefix="metricdepth-writer") if writers else None
     try:
-        for batch in loader:
-            ready: list[tuple[Any, Path, Loaded]] = []
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception as err:  # a worker died (out of memory, /dev/shm full): the rest fail
+                for index, _ in pending:
+                    if slots[index] is _PENDING:
+                        slots[index] = RuntimeError(
+                            f"{items[index].label}: not processed: image loading failed ({err})"
+                        )
+                break
+            ready: list[tuple[int, Path, Loaded]] = []
             for record in batch["records"]:
-                item, stem = pending[record.position]
+                index, stem = pending[record.position]
                 if record.error is not None:
-                    order.append((item, record.error))
+                    slots[index] = record.error
                     continue
                 if stem is None:  # a benchmark sample: its name (and so its outputs) is known only now
                     try:
-                        stem = claim(item, record.info)
+                        stem = claim(items[index], record.info)
                     except Exception as err:
-                        order.append((item, err))
+                        slots[index] = err
                         continue
                     if stem is None:
-                        order.append((item, None))
+                        slots[index] = None
                         continue
-                ready.append((item, stem, record))
+                ready.append((index, stem, record))
             results = (
                 _infer_canonical_batch(model, ready, batch["inputs"], f_px, focal, batch_size, pad_batches)
                 if canonical
                 else [
-                    _infer_one(model, item, record, f_px, focal, infer_options) for item, _, record in ready
+                    _infer_one(model, items[index], record, f_px, focal, infer_options)
+                    for index, _, record in ready
                 ]
             )
-            for (item, stem, record), result in zip(ready, results, strict=True):
+            for (index, stem, record), result in zip(ready, results, strict=True):
                 if isinstance(result, Exception):
-                    order.append((item, result))
+                    slots[index] = result
                     continue
                 assert record.image is not None and record.info is not None
-                args = (item, result, record.image.rgb, stem, record.info)
+                args = (items[index], result, record.image.rgb, stem, record.info)
                 if pool is None:
                     try:
-                        order.append((item, save(*args)))
+                        slots[index] = save(*args)
                     except Exception as err:
-                        order.append((item, err))
+                        slots[index] = err
                 else:
-                    order.append((item, pool.submit(save, *args)))
+                    slots[index] = pool.submit(save, *args)
+                    writing.append(slots[index])
             del ready, results, batch
             drain(block_beyond=max(2 * batch_size, 2 * writers))
         drain(0)
     finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:  # worker processes end now, not at garbage collection
+            shutdown()
         if pool is not None:  # on an interrupt: running writes finish, queued ones are dropped
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -463,7 +463,8 @@ def predict(
         )
         on_gpu = False
     if workers is None:
-        workers = min(8, os.cpu_count() or 1) if on_gpu else 0
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = min(8, cpus) if on_gpu else 0
     with _progress() as progress, _signals_as_exit():
         task = progress.add_task("predicting", total=len(items))
 
@@ -487,7 +488,7 @@ def predict(
             batch_size=batch_size,
             workers=workers,
             writers=writers,
-            pad_batches=compile_model,
+            pad_batches=compile_model and on_gpu,  # one shape for CUDA graphs; CPU runs images one by one
         )
 
     for path in report.cleaned:

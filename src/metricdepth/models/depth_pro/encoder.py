@@ -106,7 +106,7 @@ class DepthProEncoder(nn.Module):
         tiles1 = split_tiles(x1, tile, overlap1)
         n0, n1 = tiles0.shape[0], tiles1.shape[0]
 
-        # All 35·B tiles in one batch through the shared patch ViT.
+        # All 35·B tiles through the shared patch ViT, in one batch or in chunks of ``tile_chunk``.
         tokens, (hook0, hook1) = self._patch_tokens(torch.cat([tiles0, tiles1, x2], dim=0), tile_chunk)
         del tiles0, tiles1
         features = tokens_to_grid(tokens, grid)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,7 +67,8 @@ class DepthPro(PretrainedMixin, nn.Module):
         self.head[4].bias.data.fill_(0.0)
         self.fov = FOVNetwork(f, self.config.fov_encoder) if self.config.use_fov_head else None
         self.chunking: Chunking | str = "auto"
-        """How ``forward`` bounds memory (:class:`~.chunking.Chunking`); "auto": chunked on CPU only."""
+        """How ``forward`` bounds memory (:class:`~.chunking.Chunking`). "auto": ``CPU_CHUNKING`` on CPU
+        without autograd (inference), whole batches otherwise."""
 
     # ------------------------------------------------------------------ network
     @property
@@ -86,7 +88,9 @@ class DepthPro(PretrainedMixin, nn.Module):
         """Run the network.
 
         Args:
-            x: (B, 3, S, S) image normalised to [-1, 1] (mean = std = 0.5), S = ``img_size``.
+            x: (B, 3, S, S) image normalised to [-1, 1] (mean = std = 0.5), S = ``img_size``. Memory is
+                bounded by :attr:`chunking` (on CPU, "auto" bounds it under ``torch.no_grad`` /
+                ``inference_mode`` only; with autograd on, the whole batch runs at once).
             with_fov: run the FOV head. ``False`` skips it (None is returned for the FOV), to train
                 the depth network alone; the FOV head is trained afterwards on the frozen depth
                 network (paper §3.3). Under DDP also :meth:`freeze` the FOV groups, so that no
@@ -101,7 +105,9 @@ class DepthPro(PretrainedMixin, nn.Module):
             raise ValueError(
                 f"expected a (B, 3, {self.img_size}, {self.img_size}) tensor, got {tuple(x.shape)}"
             )
-        chunking = Chunking.auto(x.device) if self.chunking == "auto" else self.chunking
+        chunking = self.chunking
+        if chunking == "auto":  # bounded on CPU, for inference only: autograd keeps activations anyway
+            chunking = Chunking() if torch.is_grad_enabled() else Chunking.auto(x.device)
         assert isinstance(chunking, Chunking)
         if chunking.images and x.shape[0] > chunking.images:
             parts = [self._forward(part, chunking, with_fov) for part in x.split(chunking.images)]
@@ -142,7 +148,11 @@ class DepthPro(PretrainedMixin, nn.Module):
         """
         for name, vit in self.vits().items():
             if not all(getattr(block.attn, "fused_attn", False) for block in vit.blocks):
-                raise RuntimeError(f"the {name} ViT does not use fused attention (TIMM_FUSED_ATTN=0 set?)")
+                warnings.warn(
+                    f"the {name} ViT does not use fused attention (TIMM_FUSED_ATTN=0 set?): slower, and "
+                    "attention matrices are held whole",
+                    stacklevel=2,
+                )
         on_cuda = self.device.type == "cuda"
         if channels_last if channels_last is not None else on_cuda:
             for module in self.modules():
