@@ -126,9 +126,7 @@ def main() -> None:
         f"forward       median {median:.4f} s, min {min(times):.4f} s, max {max(times):.4f} s, "
         f"IQR {quartiles[0]:.4f}-{quartiles[2]:.4f} s over {args.runs} runs ({args.warmup} warm-up)"
     )
-    print(
-        f"compute       {flops / 1e12:.4g} TFLOP per forward, {flops / median / 1e12:.4g} TFLOP/s achieved"
-    )
+    print(f"compute       {flops / 1e12:.4g} TFLOP per forward, {flops / median / 1e12:.4g} TFLOP/s achieved")
     if device.type == "cuda":
         print(f"peak memory   {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated on the GPU")
     elif peak_rss_bytes() is not None:
