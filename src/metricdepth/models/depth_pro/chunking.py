@@ -66,10 +66,11 @@ class Chunking:
         return CPU_CHUNKING if torch.device(device).type == "cpu" else Chunking()
 
 
-CPU_CHUNKING = Chunking(images=1, tiles=7, strips=8)
+CPU_CHUNKING = Chunking(images=1, tiles=None, strips=8)
 """CPU default: one image at a time (a compute-bound CPU gains nothing from batching; results are then
-bit-equal whatever the batch size), 7 tiles per ViT batch (35 = 5 · 7), 8 strips (48 rows of the 384²
-level each at full size). Measured in ``benchmarks/forward_latency.py --chunking``."""
+bit-equal whatever the batch size), all 35 tiles in one ViT batch (large tensors, which the allocator
+returns to the OS when freed; the ViT is not where the peak lies), 8 strips (48 rows of the 384² level
+each at full size). Measured with ``benchmarks/forward_latency.py --chunking`` (benchmarks/README.md)."""
 
 
 def strip_bounds(rows: int, strips: int) -> Iterator[tuple[int, int]]:
