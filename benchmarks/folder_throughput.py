@@ -15,7 +15,6 @@ per-stage settings. Model loading and the warm-up are excluded.
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import device_name
 from PIL import Image
 
 from metricdepth import DepthPro, DepthProConfig
@@ -98,7 +98,7 @@ def main() -> None:
     start = time.perf_counter()
     report = predict_files(model, items, **options)  # type: ignore[arg-type]
     elapsed = time.perf_counter() - start
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = device_name(device)
     print(
         f"device        {device} {name}, {str(dtype).removeprefix('torch.')}, torch {torch.__version__}"
         f"{', compiled' if args.compile else ''}"

@@ -16,12 +16,11 @@ TFLOP/s = FLOPs / median forward time.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import sys
 import time
 
 import torch
+from _machine import device_name, peak_rss_bytes
 
 from metricdepth import DepthPro, DepthProConfig
 from metricdepth.device import resolve_device, resolve_dtype, return_freed_memory
@@ -106,11 +105,7 @@ def main() -> None:
         f"preset        {args.preset} ({params / 1e6:.1f} M parameters, "
         f"input {model.img_size}², batch {args.batch})"
     )
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine()
-    )
+    name = device_name(device)
     print(
         f"device        {device} {name}"
         f", {str(dtype).removeprefix('torch.')}, torch {torch.__version__}, threads {torch.get_num_threads()}"
@@ -188,16 +183,6 @@ def count_flops(preset: str, batch: int) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     return counter.get_total_flops()
-
-
-def peak_rss_bytes() -> int | None:
-    """Peak resident set size of this process (None where the OS does not report it)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
 if __name__ == "__main__":

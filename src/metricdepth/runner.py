@@ -149,17 +149,22 @@ def run_pipeline(
     # One slot per item, filled as results arrive and reported strictly in item order.
     slots: list[Any] = [_PENDING] * len(items)
     pending: list[tuple[int, Path | None]] = []  # (item index, stem if already claimed)
+
+    def claimed(index: int, info: dict[str, Any] | None) -> Path | None:
+        """The item's output stem, or None once its refusal (error) or skip (None) is in its slot."""
+        try:
+            stem = claim(items[index], info)
+        except Exception as err:
+            slots[index] = err
+            return None
+        if stem is None:
+            slots[index] = None
+        return stem
+
     for index, item in enumerate(items):
         stem = None
-        if hasattr(item, "out_stem"):
-            try:
-                stem = claim(item, None)
-            except Exception as err:
-                slots[index] = err
-                continue
-            if stem is None:
-                slots[index] = None
-                continue
+        if hasattr(item, "out_stem") and (stem := claimed(index, None)) is None:
+            continue
         pending.append((index, stem))
     cursor = 0
     writing: deque[Future] = deque()
@@ -214,15 +219,9 @@ def run_pipeline(
                 if record.error is not None:
                     slots[index] = record.error
                     continue
-                if stem is None:  # a benchmark sample: its name (and so its outputs) is known only now
-                    try:
-                        stem = claim(items[index], record.info)
-                    except Exception as err:
-                        slots[index] = err
-                        continue
-                    if stem is None:
-                        slots[index] = None
-                        continue
+                # A benchmark sample: its name (and so its outputs) is known only now.
+                if stem is None and (stem := claimed(index, record.info)) is None:
+                    continue
                 ready.append((index, stem, record))
             results = (
                 _infer_canonical_batch(model, ready, batch["inputs"], f_px, focal, batch_size, pad_batches)
