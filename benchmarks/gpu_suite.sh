@@ -4,7 +4,8 @@
 #   bash benchmarks/gpu_suite.sh [OUT_DIR]          # default OUT_DIR: gpu_results
 #
 # Needs a CUDA GPU and metricdepth installed with its test and benchmark extras (pip install -e ".[dev]").
-# On an H100/H200 expect about 10 minutes (torch.compile of the full model takes minutes per mode).
+# On an H100/H200 expect 10-20 minutes (torch.compile of the full model takes minutes per mode); the
+# steps' own time limits add up to 50 minutes at worst. The first four steps hold the headline figures.
 # Every step's full output goes to OUT_DIR/NAME.txt and its last lines to OUT_DIR/summary.txt; copy the
 # figures into the README's table with the device name, precision and date printed here.
 set -u

@@ -141,3 +141,15 @@ def test_training_forward_is_never_chunked_by_default(model, whole, monkeypatch)
     assert depth.requires_grad and not calls
     with torch.inference_mode(), pytest.raises(ZeroDivisionError):
         model(x)  # inference on CPU: strips
+
+
+def test_heap_setting_only_where_it_costs_no_time():
+    """predict returns freed memory to the OS only for models whose ViT tensors are mapped afresh anyway."""
+    from metricdepth import DepthProConfig
+    from metricdepth.models.depth_pro.chunking import heap_return_is_free
+
+    with torch.device("meta"):
+        flags = {
+            name: heap_return_is_free(DepthPro(DepthProConfig.preset(name))) for name in ("depth-pro", "vits")
+        }
+    assert flags == {"depth-pro": True, "vits": False}

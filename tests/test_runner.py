@@ -249,3 +249,20 @@ def test_the_runner_batches_depth_pro_and_compiled_wrappers_of_it(tiny_model):
 
     assert is_canonical_network(tiny_model) and not is_canonical_network(object())
     assert is_canonical_network(torch.compile(tiny_model))  # an OptimizedModule holding a DepthPro
+
+
+def test_exif_policy_fails_without_a_forward_pass(tmp_path, data_dir, tiny_model, monkeypatch):
+    forwards = []
+    forward = DepthPro.forward
+    monkeypatch.setattr(
+        DepthPro, "forward", lambda self, x, **k: forwards.append(x.shape[0]) or forward(self, x, **k)
+    )
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(data_dir / "leuvenA.jpg", photos / "exif.jpg")
+    Image.open(data_dir / "motorcycle_left.png").convert("RGB").resize((160, 120)).save(photos / "plain.png")
+    items, _ = collect_inputs([photos], tmp_path / "out")
+    report = predict_files(tiny_model, items, focal="exif", formats=["npz"], batch_size=2)
+    assert list(report.written) == [str(photos / "exif.jpg")]
+    assert "no EXIF focal length" in dict(report.failures)[str(photos / "plain.png")]
+    assert forwards == [1]  # only the photo with an EXIF focal went through the network

@@ -19,10 +19,11 @@ def return_freed_memory(threshold_bytes: int = 16 << 20) -> bool:
 
     glibc's default threshold grows with the sizes freed, up to 32 MiB; below it, freed activations
     (e.g. the 25 MB row strips of a 1536² Depth Pro decoder) stay in the heap, and the peak resident
-    memory creeps upwards. ``metricdepth predict`` calls it on CPU: peak 4.43 GiB instead of 4.68 GiB
-    for one 1536² image, at no measurable cost (benchmarks/README.md). Smaller thresholds save a little
-    more and cost time (1 MiB: about +10 % on the ``vits`` preset), since every large allocation then
-    maps fresh pages. Process-wide; no effect (False) where the C library is not glibc.
+    memory creeps upwards. ``metricdepth predict`` calls it on CPU for the full-size model: peak 4.43
+    GiB instead of 4.68 GiB for one 1536² image, and no slower. It costs time where large tensors
+    would otherwise be reused from the heap: about +15 % on the ``vits`` preset at 16 MiB (see
+    :func:`~metricdepth.models.depth_pro.chunking.heap_return_is_free`; benchmarks/README.md).
+    Process-wide; no effect (False) where the C library is not glibc.
     """
     if not sys.platform.startswith("linux"):
         return False

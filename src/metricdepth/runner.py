@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .inference import canonical_predictions, coerce_images, network_input
+from .inference import canonical_predictions, coerce_images, network_input, resolve_focal
 from .io.images import LoadedImage
 
 __all__ = ["Loaded", "is_canonical_network", "run_pipeline"]
@@ -197,16 +197,19 @@ def run_pipeline(
         num_workers=workers,
         collate_fn=_collate,
         pin_memory=bool(device is not None and device.type == "cuda"),
+        prefetch_factor=1 if workers else None,  # each worker one batch ahead: host memory stays bounded
     )
-    batches = iter(loader)
+    batches: Any = None
     pool = ThreadPoolExecutor(writers, thread_name_prefix="metricdepth-writer") if writers else None
     try:
         while True:
             try:
+                batches = iter(loader) if batches is None else batches  # starts the workers
                 batch = next(batches)
             except StopIteration:
                 break
-            except Exception as err:  # a worker died (out of memory, /dev/shm full): the rest fail
+            except Exception as err:  # workers cannot start or died (out of memory, /dev/shm full): the rest
+                # fail, named, rather than the run stopping with no report
                 for index, _ in pending:
                     if slots[index] is _PENDING:
                         slots[index] = RuntimeError(
@@ -222,6 +225,12 @@ def run_pipeline(
                 # A benchmark sample: its name (and so its outputs) is known only now.
                 if stem is None and (stem := claimed(index, record.info)) is None:
                     continue
+                if canonical and focal == "exif" and f_px is None and record.image.focal_px is None:
+                    try:  # fails without a forward pass
+                        resolve_focal(record.image.rgb.shape[:2], policy="exif", name=items[index].label)
+                    except ValueError as err:
+                        slots[index] = err
+                        continue
                 ready.append((index, stem, record))
             results = (
                 _infer_canonical_batch(model, ready, batch["inputs"], f_px, focal, batch_size, pad_batches)
@@ -245,7 +254,8 @@ def run_pipeline(
                 else:
                     slots[index] = pool.submit(save, *args)
                     writing.append(slots[index])
-            del ready, results, batch
+            # The last image's prediction and pixels are the writer's alone from here on.
+            ready = results = batch = record = args = result = None  # type: ignore[assignment]
             drain(block_beyond=max(2 * batch_size, 2 * writers))
         drain(0)
     finally:
@@ -268,12 +278,12 @@ def _infer_canonical_batch(
     if not ready:
         return []
     assert inputs is not None
-    rows = [record.row for _, _, record in ready]
-    x = inputs if rows == list(range(inputs.shape[0])) else inputs[rows]
-    if inputs.is_pinned() and not x.is_pinned():
-        x = x.pin_memory()
-    images = coerce_images([record.image for _, _, record in ready])
     try:
+        rows = [record.row for _, _, record in ready]
+        x = inputs if rows == list(range(inputs.shape[0])) else inputs[rows]
+        if inputs.is_pinned() and not x.is_pinned():
+            x = x.pin_memory()
+        images = coerce_images([record.image for _, _, record in ready])
         results = canonical_predictions(
             model,
             images,
@@ -284,7 +294,7 @@ def _infer_canonical_batch(
             pad_to=batch_size if pad_batches else None,
         )
     except Exception as err:  # the forward itself failed (e.g. out of memory): every image of the batch
-        return [err] * len(ready)
+        return [_without_frames(err)] * len(ready)
     return [r if isinstance(r, Exception) else _to_cpu(r) for r in results]
 
 
@@ -301,4 +311,10 @@ def _infer_one(
         options = infer_options(item, record.info) if infer_options is not None else {}
         return _to_cpu(model.infer(record.image, f_px=f_px, focal=focal, **options))
     except Exception as err:
-        return err
+        return _without_frames(err)
+
+
+def _without_frames(err: Exception) -> Exception:
+    """The error without its traceback, whose frames would keep the failed batch's tensors (device
+    memory after an out-of-memory error) alive until the error is reported."""
+    return err.with_traceback(None)

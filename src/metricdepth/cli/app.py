@@ -448,7 +448,9 @@ def predict(
     infer_options = None
     if rsa_mode is None:
         model = _load_model(checkpoint, device, precision)
-        if model.device.type == "cpu":
+        from ..models.depth_pro.chunking import heap_return_is_free
+
+        if model.device.type == "cpu" and heap_return_is_free(model):
             from ..device import return_freed_memory
 
             return_freed_memory()  # freed decoder strips go back to the OS: peak 4.43 GiB, not 4.68

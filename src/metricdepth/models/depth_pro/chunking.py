@@ -73,6 +73,29 @@ returns to the OS when freed; the ViT is not where the peak lies), 8 strips (48 
 each at full size). Measured with ``benchmarks/forward_latency.py --chunking`` (benchmarks/README.md)."""
 
 
+def heap_return_is_free(model: DepthPro) -> bool:
+    """Whether :func:`metricdepth.device.return_freed_memory` (16 MiB) costs this model no time on CPU.
+
+    True when one image's patch-ViT activations (35 tiles × (G² + 1) tokens × width, fp32) exceed
+    glibc's 32 MiB ceiling for heap allocations: they are then mapped afresh on every allocation
+    anyway (``depth-pro``: 83 MB; ``predict`` was no slower). For smaller models (``vits``: 31 MB) the
+    setting maps them afresh too and costs about 15 % (benchmarks/README.md).
+    """
+    vit = model.config.patch_encoder
+    tiles = sum(steps * steps for steps in _pyramid_steps(model))
+    return tiles * (vit.grid_size**2 + 1) * vit.embed_dim * 4 > 32 << 20
+
+
+def _pyramid_steps(model: DepthPro) -> list[int]:
+    from .tiling import tile_grid
+
+    config = model.config
+    return [
+        tile_grid(round(config.img_size * scale), config.tile_size, overlap)[0]
+        for scale, overlap in config.pyramid
+    ]
+
+
 def strip_bounds(rows: int, strips: int) -> Iterator[tuple[int, int]]:
     """``strips`` contiguous [start, stop) row ranges covering ``rows`` rows, as equal as possible."""
     strips = max(1, min(strips, rows))
