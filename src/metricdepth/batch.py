@@ -119,8 +119,23 @@ def collect_inputs(
     pattern's fixed leading part). When two inputs would share any output file, the later one gets
     its extension (``photo_jpg``) and then a counter appended.
 
+    Two kinds of file name other files (:func:`read_listing`), for collections too large for a
+    command line:
+
+    * a **file list** (``.txt``): one image path per line, relative to the list's folder (or
+      absolute); blank lines and lines starting with ``#`` are ignored;
+    * a **Parquet manifest** (``.parquet``, needs pyarrow: ``metricdepth[ray]``): a ``path`` column
+      (relative to the manifest's folder, or absolute) and optionally an ``output`` column, the
+      output name without extension relative to ``output_dir`` (sub-folders allowed). The results
+      manifest of ``predict --ray`` is such a manifest.
+
+    Listed images are tried like files named explicitly. Without an ``output`` name, a relative
+    entry's outputs mirror its path (``sub/a.png`` → ``OUT/sub/a.*``, as for a folder holding the
+    list); an absolute one (or one reaching up with ``..``) is named by its stem.
+
     Returns:
-        The items, and (input, message naming it) for arguments that matched nothing.
+        The items, and (input, message naming it) for arguments that matched nothing (and list
+        entries that name no file).
     """
     out = Path(output_dir)
     found: list[tuple[Path, Path]] = []  # (file, relative output stem)
@@ -132,6 +147,12 @@ def collect_inputs(
             if not files:
                 missing.append((str(raw), f"{raw}: folder holds no image files"))
             found.extend((p, p.relative_to(arg).with_suffix("")) for p in files)
+        elif arg.is_file() and arg.suffix.lower() in LISTING_SUFFIXES:  # a file list or a Parquet manifest
+            listed, problems = read_listing(arg)
+            if not listed and not problems:
+                problems = [(str(raw), f"{raw}: lists no files")]
+            found.extend(listed)
+            missing.extend(problems)
         elif arg.exists():
             found.append((arg, Path(arg.stem)))
         elif glob.has_magic(str(raw)):
@@ -163,6 +184,116 @@ def collect_inputs(
         used.update(keys(stem))
         items.append(InputItem(path=path, out_stem=stem))
     return items, missing
+
+
+LISTING_SUFFIXES = (".txt", ".parquet")
+"""Inputs that name other files: a file list and a Parquet manifest (:func:`collect_inputs`)."""
+MANIFEST_PATH_COLUMN = "path"
+MANIFEST_OUTPUT_COLUMN = "output"
+
+
+def read_listing(
+    listing: str | os.PathLike,
+) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """The files a file list (``.txt``) or a Parquet manifest (``.parquet``) names (see
+    :func:`collect_inputs`), each with its output name relative to the output folder.
+
+    Returns:
+        (file, output name) for every entry naming an existing file, and (entry, message naming the
+        list, the line or row, and the problem) for the others; an unreadable list is one problem.
+    """
+    listing = Path(listing)
+    try:
+        if listing.suffix.lower() == ".parquet":
+            entries = _manifest_entries(listing)
+        else:
+            entries = _file_list_entries(listing)
+    except ValueError as err:
+        return [], [(str(listing), str(err))]
+    found: list[tuple[Path, Path]] = []
+    problems: list[tuple[str, str]] = []
+    for where, text, output in entries:
+        if not text:
+            problems.append((where, f"{where}: no path"))
+            continue
+        entry = Path(text).expanduser()
+        path = entry if entry.is_absolute() else listing.parent / entry
+        try:
+            if output is not None:
+                stem = _listed_output_name(output)
+            elif entry.is_absolute() or ".." in entry.parts:
+                stem = Path(entry.stem)
+            else:  # mirrors the entry's place below the list, as a folder's outputs do
+                stem = entry.with_suffix("")
+        except ValueError as err:
+            problems.append((text, f"{where}: {err}"))
+            continue
+        if path.is_dir():
+            problems.append((text, f"{where}: {text}: is a folder; a list names image files"))
+        elif not path.exists():
+            problems.append((text, f"{where}: {text}: file not found"))
+        else:
+            found.append((path, stem))
+    return found, problems
+
+
+def _file_list_entries(listing: Path) -> list[tuple[str, str, str | None]]:
+    """(where, path text, None) per entry of a file list: one path per line, ``#`` comment lines."""
+    try:
+        text = listing.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{listing}: not a text file list (UTF-8, one path per line)") from None
+    except OSError as err:
+        raise ValueError(f"{listing}: cannot read the file list ({err.strerror or err})") from None
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            entries.append((f"{listing} line {number}", entry, None))
+    return entries
+
+
+def _manifest_entries(manifest: Path) -> list[tuple[str, str, str | None]]:
+    """(where, path, output name or None) per row of a Parquet manifest."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ValueError(
+            f"{manifest}: reading a Parquet manifest needs pyarrow: pip install 'metricdepth[ray]'"
+        ) from None
+    try:
+        names = pq.read_schema(manifest).names
+        if MANIFEST_PATH_COLUMN not in names:
+            raise ValueError(
+                f"{manifest}: a manifest needs a {MANIFEST_PATH_COLUMN!r} column of image paths "
+                f"(its columns: {', '.join(names) or 'none'})"
+            )
+        columns = [c for c in (MANIFEST_PATH_COLUMN, MANIFEST_OUTPUT_COLUMN) if c in names]
+        table = pq.read_table(manifest, columns=columns)
+    except (OSError, pa.ArrowException) as err:
+        raise ValueError(f"{manifest}: cannot read the Parquet manifest ({err})") from None
+    for column in columns:
+        kind = table.schema.field(column).type
+        checks = (pa.types.is_string, pa.types.is_large_string, pa.types.is_null)
+        checks += (pa.types.is_string_view,) if hasattr(pa.types, "is_string_view") else ()
+        if not any(check(kind) for check in checks):
+            raise ValueError(f"{manifest}: column {column!r} holds {kind}, not text")
+    paths = table.column(MANIFEST_PATH_COLUMN).to_pylist()
+    outputs = table.column(MANIFEST_OUTPUT_COLUMN).to_pylist() if MANIFEST_OUTPUT_COLUMN in columns else []
+    count = len(paths)
+    return [
+        (f"{manifest} row {i + 1} of {count}", path or "", outputs[i] if outputs else None)
+        for i, path in enumerate(paths)
+    ]
+
+
+def _listed_output_name(name: str) -> Path:
+    """A manifest's output name: relative, below the output folder, not empty."""
+    relative = Path(name)
+    if not name or relative.is_absolute() or ".." in relative.parts or relative.name in ("", "."):
+        raise ValueError(f"output name {name!r} does not name a file below the output folder")
+    return relative
 
 
 def dataset_items(dataset: Any, output_dir: str | os.PathLike, spec: str) -> list[SampleItem]:
@@ -327,7 +458,14 @@ def report_message(err: Exception, label: str | os.PathLike) -> str:
 
 
 def _is_image_input(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not _is_earlier_output(path)
+    """A file a folder or pattern picks up: an image, or a video for the clip pipeline (by extension),
+    never an output metricdepth wrote (a depth video included)."""
+    from .io.video import VIDEO_EXTENSIONS, is_depth_video
+
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return path.is_file() and not (path.name.endswith("_depth.mp4") and is_depth_video(path))
+    return path.is_file() and suffix in IMAGE_EXTENSIONS and not _is_earlier_output(path)
 
 
 def _is_earlier_output(path: Path) -> bool:

@@ -381,6 +381,29 @@ def predict(
         ),
     ] = None,
     writers: Annotated[int, typer.Option(min=0, help="Threads writing outputs (0: write in turn).")] = 2,
+    use_ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Run on Ray Data actors (pip install 'metricdepth\\[ray]'); results manifest in "
+            "OUT/manifest.parquet.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            metavar="ADDR",
+            help="With --ray: the Ray cluster to join (auto, ray://head:10001, ...; default: a local "
+            "instance on 127.0.0.1).",
+        ),
+    ] = None,
+    num_actors: Annotated[
+        int | None,
+        typer.Option(
+            "--num-actors", min=1, help="With --ray: actors (default: one per GPU of the cluster, else 1)."
+        ),
+    ] = None,
     compile_model: Annotated[
         bool,
         typer.Option(
@@ -388,8 +411,20 @@ def predict(
             help="torch.compile the network (on CUDA with CUDA graphs; batches padded to --batch-size).",
         ),
     ] = False,
+    smooth_scale: Annotated[
+        int,
+        typer.Option(
+            "--smooth-scale",
+            min=0,
+            help="Videos: smooth the metric scale over a centred window of N frames (odd; 0: off): each "
+            "frame's median depth follows the moving median of the per-frame medians.",
+        ),
+    ] = 0,
 ) -> None:
     """Predict metric depth, focal length and a point cloud for each image (or benchmark sample).
+
+    Videos (.mp4, .mov, .mkv, .webm, .avi, ...) get a depth video with one colour range, all frames'
+    depth in one npz, one focal length for the clip and a sidecar JSON (metricdepth.video).
 
     With --rsa CKPT --relative MODEL: RSA's metric depth from a relative model and a caption
     (--caption TEXT, --caption auto, or --captions-dir). With --relative alone: relative depth."""
@@ -424,6 +459,18 @@ def predict(
         _fail("give at most one of --overwrite and --skip-existing")
     if not inputs and not dataset:
         _fail("give image files, folders or patterns, or --dataset NAME=PATH")
+    from ..distributed.ray_data import ray_option_problem
+
+    ray_problem = ray_option_problem(
+        use_ray=use_ray,
+        address=ray_address,
+        num_actors=num_actors,
+        relative_source=rsa_mode is not None,
+        datasets=dataset,
+        device=device,
+    )
+    if ray_problem is not None:
+        _fail(ray_problem)
     _writable_dir(output, "--output")
 
     from ..batch import all_finished, collect_inputs, dataset_items, predict_files, report_message
@@ -436,7 +483,13 @@ def predict(
         for _, message in failures:
             say(("error", "red"), " ", message)
         _fail("no images to process")
-    if skip_existing and all_finished(items, chosen):  # nothing to do: no weights to load either
+    from ..video import clips_finished, is_clip_item  # video files go to the clip pipeline
+
+    if smooth_scale > 1 and smooth_scale % 2 == 0:
+        _fail(f"--smooth-scale must be 0 (off) or an odd number of frames, got {smooth_scale}")
+    clips = [item for item in items if is_clip_item(item)]
+    images = [item for item in items if not is_clip_item(item)]
+    if skip_existing and all_finished(images, chosen) and clips_finished(clips, chosen):  # no weights needed
         say(
             f"0 of {len(items) + len(missing)} inputs written to ",
             str(output),
@@ -445,6 +498,47 @@ def predict(
         for _, message in failures:
             say("  ", message)
         raise typer.Exit(1 if failures else 0)
+    if use_ray:  # Ray Data actors (metricdepth.distributed.ray_data); also writes OUT/manifest.parquet
+        from ..distributed.ray_data import RaySetupError, run_cli
+
+        try:
+            with _signals_as_exit():  # SIGTERM: the partial manifest is removed, Ray shut down
+                ray_code = run_cli(
+                    items,
+                    missing,
+                    output,
+                    say=say,
+                    progress=_progress,
+                    checkpoint=checkpoint,
+                    device=device,
+                    precision=precision,
+                    formats=chosen,
+                    f_px=f_px,
+                    focal=focal,
+                    max_depth=max_depth,
+                    overwrite=overwrite,
+                    skip_existing=skip_existing,
+                    batch_size=batch_size,
+                    workers=workers,
+                    writers=writers,
+                    compile_model=compile_model,
+                    address=ray_address,
+                    num_actors=num_actors,
+                )
+        except RaySetupError as err:
+            _fail(str(err))
+        raise typer.Exit(ray_code)
+    from ..distributed.sharding import RankShard
+
+    try:  # under torchrun: this rank's disjoint share of the items, on cuda:LOCAL_RANK or the CPU
+        shard = RankShard.join(device)
+    except ValueError as err:
+        _fail(str(err))
+    if shard is not None:
+        all_items, device = items, str(shard.device)
+        items = shard.select(items, chosen)
+        clips = [item for item in items if is_clip_item(item)]
+        images = [item for item in items if not is_clip_item(item)]
     infer_options = None
     if rsa_mode is None:
         model = _load_model(checkpoint, device, precision)
@@ -477,7 +571,7 @@ def predict(
 
         report = predict_files(
             model,
-            items,
+            images,
             formats=chosen,
             f_px=f_px,
             focal=focal,
@@ -492,7 +586,32 @@ def predict(
             writers=writers,
             pad_batches=compile_model and on_gpu,  # one shape for CUDA graphs; CPU runs images one by one
         )
+        if clips:  # videos: metricdepth.video.predict_clips; their results join the report
+            _predict_clips(
+                model,
+                clips,
+                images,
+                report,
+                progress,
+                on_done,
+                formats=chosen,
+                f_px=f_px,
+                focal=focal,
+                smooth_scale=smooth_scale,
+                extra=extra,
+                overwrite=overwrite,
+                skip_existing=skip_existing,
+                infer_options=infer_options,
+                batch_size=batch_size,
+                workers=workers,
+                writers=writers,
+                pad_batches=compile_model and on_gpu,
+            )
 
+    if shard is not None:  # torchrun: every rank's report, in item order; rank 0 prints the summary and
+        report, items = shard.merge(report), all_items  # exits 1 on any failure (torchrun then stops
+        if not shard.is_main:  # the others: they are done)
+            raise typer.Exit(0)
     for path in report.cleaned:
         say("removed ", str(path), " (left by an interrupted run)")
     failures += report.failures
@@ -503,6 +622,32 @@ def predict(
         for _, message in failures:
             say("  ", message)
         raise typer.Exit(1)
+
+
+def _predict_clips(model, clips, images, report, progress, on_done, **options) -> None:
+    """predict's video inputs through metricdepth.video.predict_clips (``options``: its keywords), with a
+    progress bar of frames per clip; their results are added to the images' ``report``."""
+    from ..video import predict_clips
+
+    tasks: dict[str, int] = {}
+
+    def on_frame(item, done: int, total: int) -> None:
+        if item.label not in tasks:
+            tasks[item.label] = progress.add_task(f"  {Path(item.label).name}", total=total)
+        progress.update(tasks[item.label], completed=done)
+
+    clip_report = predict_clips(
+        model,
+        clips,
+        protected=[item.path for item in images if hasattr(item, "path")],
+        on_frame=on_frame,
+        on_done=on_done,
+        **options,
+    )
+    report.written.update(clip_report.written)
+    report.skipped.extend(clip_report.skipped)
+    report.failures.extend(clip_report.failures)
+    report.cleaned.extend(clip_report.cleaned)
 
 
 @app.command()
@@ -1141,6 +1286,94 @@ def export(
     elif check:
         say("not checked: onnxruntime is not installed")
     say(f"wrote {format} ", str(output))
+
+
+@app.command()
+def demo(
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", "-c", help="Hub repo id or local .pt / .safetensors file.")
+    ] = "apple/DepthPro",
+    host: Annotated[
+        str, typer.Option(help="Address to serve on (127.0.0.1: this machine only; 0.0.0.0: the network).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 7860,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")
+    ] = "auto",
+    relative: RelativeOption = None,
+    rsa: RSAOption = None,
+    text_encoder: TextEncoderOption = None,
+    depth_range: DepthRangeOption = None,
+    caption_threshold: CaptionThresholdOption = 0.5,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", help="Largest upload, MiB; larger files are refused.")
+    ] = 20.0,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", min=1, help="Largest photo, pixels (W×H); larger: a message.")
+    ] = 50_000_000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Predictions running at once (memory!).")] = 1,
+    queue_size: Annotated[
+        int, typer.Option("--queue-size", min=1, help="Requests that may wait; more are told to retry.")
+    ] = 16,
+) -> None:
+    """Web demo (gradio): upload a photo; see its metric depth, focal length and 3D view; download outputs.
+
+    Serves http://127.0.0.1:7860 until Ctrl-C. With --rsa CKPT --relative MODEL: a caption box, RSA depth."""
+    import importlib.util
+    import time
+
+    missing = [name for name in ("gradio", "trimesh") if importlib.util.find_spec(name) is None]
+    if missing:
+        _fail(f"the demo needs {' and '.join(missing)}: pip install 'metricdepth[demo]'")
+    mode = _check_rsa_options(relative, rsa, None, None, text_encoder, depth_range)
+    if caption_threshold != 0.5 and mode != "rsa":
+        _fail("--caption-threshold only applies with --rsa CKPT (the caption box's 'auto')")
+    if mode == "relative":
+        _fail("--relative alone predicts relative depth (no metres); the demo needs --rsa CKPT with it")
+    if not (math.isfinite(max_upload_mb) and 0 < max_upload_mb <= 10_000):
+        _fail(f"--max-upload-mb must be more than 0 and at most 10000 (MiB), got {max_upload_mb:g}")
+
+    from ..demo.app import launch_demo
+
+    if mode is None:
+        source = _load_model(checkpoint, device, precision)
+        source.optimize_for_inference()
+        extra = {"checkpoint": checkpoint, "model": source.config.name, "focal_policy": "auto"}
+        description = f"Model: Depth Pro `{checkpoint}` ({source.config.name}) on {source.device}."
+    else:
+        source, _, extra = _rsa_source(
+            relative, rsa, "auto", None, text_encoder, depth_range, caption_threshold, device, Path(".")
+        )
+        description = f"Model: RSA `{rsa}` on the relative depth of `{relative}`."
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        say(("warning:", "yellow"), f" serving on {host}: other machines can reach this demo")
+    with _signals_as_exit():
+        try:
+            blocks = launch_demo(
+                source,
+                host=host,
+                port=port,
+                max_upload_mb=max_upload_mb,
+                max_pixels=max_pixels,
+                concurrency=concurrency,
+                queue_size=queue_size,
+                extra=extra,
+                description=description,
+                block=False,
+                quiet=True,
+            )
+        except OSError:  # the port is taken, the address cannot be bound
+            _fail(f"cannot serve on {host}:{port}: the port is taken or the address cannot be bound (--port)")
+        say("demo running at ", str(blocks.local_url), " (Ctrl-C stops it)")
+        try:
+            while blocks.is_running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            blocks.close()
+            say("demo stopped")
 
 
 def main() -> None:

@@ -8,13 +8,12 @@ process's device. Without them the run is one process and nothing distributed is
 from __future__ import annotations
 
 import datetime
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from ..device import resolve_device
+from ..distributed.sharding import launch_env, rank_device
 
 __all__ = ["DistInfo", "all_reduce_mean", "barrier", "close_distributed", "init_distributed"]
 
@@ -37,23 +36,13 @@ class DistInfo:
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the ``torchrun`` process group if there is one; the device for this process."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        resolved = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    else:
-        resolved = resolve_device(device)
-    if world_size > 1 and resolved.type == "cuda" and resolved.index is not None:
-        raise ValueError(
-            f"run.device={device} under torchrun would put every process on one GPU; use cuda or auto "
-            "(each process takes the GPU of its LOCAL_RANK)"
-        )
-    if resolved.type == "cuda" and resolved.index is None:
-        resolved = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-    if resolved.type == "cuda":
-        torch.cuda.set_device(resolved)
+    """Join the ``torchrun`` process group if there is one; the device for this process.
+
+    ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` and the device choice (``cuda:LOCAL_RANK``) are shared
+    with ``torchrun``-sharded predict (:mod:`metricdepth.distributed.sharding`)."""
+    env = launch_env()
+    rank, world_size, local_rank = env.rank, env.world_size, env.local_rank
+    resolved = rank_device(device, env, option="run.device")
     if world_size > 1 and not dist.is_initialized():
         # A long timeout: rank 0 validates and saves while the others wait at a barrier.
         dist.init_process_group(
