@@ -23,12 +23,12 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
 from .camera import focal_to_fov, fov_to_focal, intrinsics_matrix
 from .io.images import LoadedImage, image_from_pil, load_image
+from .ops import resize_bilinear
 from .prediction import FocalSource, Prediction
 
 __all__ = [
@@ -305,9 +305,7 @@ def network_input(pixels: Tensor, size: int, device: torch.device, dtype: torch.
         plane = plane.float() / 255.0 if plane.dtype == torch.uint8 else plane.float()
         plane = plane * 2.0 - 1.0
         if plane.shape != (size, size):
-            plane = F.interpolate(plane[None, None], size=(size, size), mode="bilinear", align_corners=False)[
-                0, 0
-            ]
+            plane = resize_bilinear(plane[None, None], size=(size, size))[0, 0]
         out[channel] = plane
         del plane
     return out.to(dtype)
@@ -324,7 +322,7 @@ def canonical_to_metric(
     height, width = size
     inverse = canonical_inverse_depth.float()[None] * (width / focal_px)
     if inverse.shape[-2:] != (height, width):
-        inverse = F.interpolate(inverse, size=(height, width), mode="bilinear", align_corners=False)
+        inverse = resize_bilinear(inverse, size=(height, width))
     inverse = inverse[0, 0].clamp_(MIN_INVERSE_DEPTH, MAX_INVERSE_DEPTH)
     return inverse, torch.reciprocal(inverse)
 

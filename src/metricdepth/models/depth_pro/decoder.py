@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ...ops import PointwiseConv2d
+
 __all__ = ["FeatureFusionBlock", "MultiresConvDecoder", "ResidualBlock"]
 
 
@@ -33,7 +35,7 @@ class FeatureFusionBlock(nn.Module):
         self.deconv = (
             nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2, bias=False) if upsample else None
         )
-        self.out_conv = nn.Conv2d(channels, channels, kernel_size=1, bias=True)
+        self.out_conv = PointwiseConv2d(channels, channels, bias=True)
 
     def fuse(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         """The fusion at the input resolution: ``resnet2(x + resnet1(skip))``."""
@@ -67,7 +69,7 @@ class MultiresConvDecoder(nn.Module):
         first = (
             nn.Identity()
             if dims_encoder[0] == dim_decoder
-            else nn.Conv2d(dims_encoder[0], dim_decoder, kernel_size=1, bias=False)
+            else PointwiseConv2d(dims_encoder[0], dim_decoder, bias=False)
         )
         self.convs = nn.ModuleList(
             [first]

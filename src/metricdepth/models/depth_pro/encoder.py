@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...ops import PointwiseConv2d, resize_bilinear
 from ..vit import checkpointed_forward, checkpointing_active, create_vit, tokens_to_grid, vit_features
 from .config import DepthProConfig
 from .tiling import merge_tiles, split_tiles, tile_grid
@@ -19,7 +19,7 @@ def resize(x: Tensor, scale_factor: float | None = None, size: tuple[int, int] |
     Half-precision bilinear kernels are missing on some backends (MPS) and lose accuracy; the
     result is cast back to the input dtype.
     """
-    out = F.interpolate(x.float(), size=size, scale_factor=scale_factor, mode="bilinear", align_corners=False)
+    out = resize_bilinear(x.float(), size=size, scale_factor=scale_factor)
     return out.to(x.dtype)
 
 
@@ -28,7 +28,7 @@ def project_upsample(
 ) -> nn.Sequential:
     """1×1 projection (no bias) then ``upsample_layers`` stride-2 transposed convs (no bias): ×2 each."""
     dim_int = dim_out if dim_int is None else dim_int
-    layers: list[nn.Module] = [nn.Conv2d(dim_in, dim_int, kernel_size=1, bias=False)]
+    layers: list[nn.Module] = [PointwiseConv2d(dim_in, dim_int, bias=False)]
     for i in range(upsample_layers):
         layers.append(
             nn.ConvTranspose2d(dim_int if i == 0 else dim_out, dim_out, kernel_size=2, stride=2, bias=False)
@@ -60,7 +60,7 @@ class DepthProEncoder(nn.Module):
         self.upsample_lowres = nn.ConvTranspose2d(
             config.image_encoder.embed_dim, d3, kernel_size=2, stride=2, bias=True
         )
-        self.fuse_lowres = nn.Conv2d(2 * d3, d3, kernel_size=1, bias=True)
+        self.fuse_lowres = PointwiseConv2d(2 * d3, d3, bias=True)
 
     def _merge_padding(self, overlap: float) -> int:
         """Tokens cropped per seam: half the overlap between neighbouring tiles."""

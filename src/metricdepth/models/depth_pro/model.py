@@ -13,6 +13,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from ...inference import infer_canonical
+from ...ops import PointwiseConv2d
 from ...prediction import Prediction
 from .chunking import Chunking, decode_in_strips
 from .config import PRESETS, DepthProConfig
@@ -61,7 +62,7 @@ class DepthPro(PretrainedMixin, nn.Module):
             nn.ConvTranspose2d(f // 2, f // 2, kernel_size=2, stride=2, bias=True),
             nn.Conv2d(f // 2, self.config.head_features, kernel_size=3, padding=1),
             nn.ReLU(True),
-            nn.Conv2d(self.config.head_features, 1, kernel_size=1),
+            PointwiseConv2d(self.config.head_features, 1),
             nn.ReLU(),
         )
         self.head[4].bias.data.fill_(0.0)
