@@ -57,9 +57,11 @@ def test_chunked_forward_equals_the_whole_image_forward(model, whole, chunking):
         model.chunking = "auto"
     assert chunked_depth.shape == depth.shape and float(depth.std()) > 1e-3 * float(depth.mean())
     assert float((depth > 0).float().mean()) > 0.99
-    # Same arithmetic in another order: equal up to float rounding (bit-equal on the CPUs tried).
+    # Same arithmetic in another order: equal up to float rounding. The FOV of these weights is a
+    # small number (|FOV| ≤ 0.31), and oneDNN's 3×3 convolutions round a batch of 2 and a batch of 1
+    # apart by an ulp or so (1.3e-6 of it measured with Chunking(images=1)).
     assert rel(chunked_depth, depth) <= 1e-6
-    assert rel(chunked_fov, fov) <= 1e-6
+    assert rel(chunked_fov, fov) <= 1e-5
 
 
 def test_a_missing_halo_row_is_detected(model, whole, monkeypatch):
