@@ -204,6 +204,57 @@ def test_colour_bar_is_labelled_in_metres():
         colorbar_png(0.0, 1.0)
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        [[0.3, 0.3]],
+        [[0.001, 0.5, 20.0]],  # beyond 250 m and nearer than 0.1 m: clipped
+        [[np.nan, np.nan]],
+        [[np.inf, 0.5]],
+        [[-np.inf, 0.5, np.nan]],
+        [[-1.0, np.nan, 3.0]],
+    ],
+    ids=["flat", "clipped", "all-nan", "inf", "minus-inf-nan", "negative-nan"],
+)
+def test_colour_range_matches_the_colour_maps_normalisation(values):
+    from metricdepth.demo.depth_view import colour_range
+
+    for dtype in (np.float32, np.float64):
+        inverse = np.array(values, dtype)
+        lo_clip, hi_clip = 1 / 250.0, 1 / 0.1  # colorize_inverse_depth: clip(nan_to_num(float64))
+        clipped = np.clip(np.nan_to_num(inverse.astype(np.float64)), lo_clip, hi_clip)
+        assert colour_range(inverse) == (clipped.min(), clipped.max())
+
+
+def test_depth_panel_and_mesh_make_no_full_size_float_copies():
+    import tracemalloc
+
+    height, width = 1500, 2000  # 3 MP: a float64 copy would be 8 bytes per pixel
+    depth = np.linspace(1.0, 30.0, height * width, dtype=np.float32).reshape(height, width)
+    depth[:100] = 1e4
+    depth[200, 300] = np.nan
+    inverse = 1 / depth
+    colour = Image.new("RGB", (width, height))
+    K = np.array([[1500.0, 0, width / 2], [0, 1500.0, height / 2], [0, 0, 1]])
+    depth_view_html(depth[:20, :20], colour.crop((0, 0, 20, 20)), inverse[:20, :20])  # imports first
+    depth_mesh(depth[:20, :20], K)
+    tracemalloc.start()
+    try:
+        depth_view_html(depth, colour, inverse)
+        panel_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        mesh = depth_mesh(depth, K, max_faces=20_000)
+        mesh_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert panel_peak < 3 * height * width  # bool masks (≤ 2 bytes per pixel) and the page's images
+    assert mesh_peak < 2 * height * width  # the sampled grid only
+    # the same mesh as converting the whole map to float64 first
+    reference = depth_mesh(depth.astype(np.float64), K, max_faces=20_000)
+    np.testing.assert_array_equal(mesh.vertices, reference.vertices)
+    np.testing.assert_array_equal(mesh.faces, reference.faces)
+
+
 def test_depth_view_rejects_a_mismatched_colour_map():
     with pytest.raises(ValueError, match="does not match"):
         depth_view_html(np.ones((4, 5)), np.zeros((4, 4, 3), np.uint8), np.ones((4, 5)))
@@ -326,6 +377,10 @@ def test_page_shows_the_caption_box_only_for_rsa(camera_model, rsa_pipeline, tmp
 
 
 def test_launch_serves_localhost_with_bounded_uploads_and_a_queue(camera_model, tmp_path, monkeypatch):
+    import mimetypes
+
+    from gradio_client.utils import is_valid_file
+
     from metricdepth.demo import launch_demo
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
@@ -346,6 +401,13 @@ def test_launch_serves_localhost_with_bounded_uploads_and_a_queue(camera_model, 
         for fn in predictions:  # one shared limit: at most 2 predictions at once, the rest wait
             assert fn.queue and fn.concurrency_limit == 2 and fn.concurrency_id == "predict"
         assert blocks._queue.max_size == 3
+        # the photo's types are extensions: gradio's server-side check then needs no MIME type for .heic
+        (photo,) = [b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "md-photo"]
+        assert {".heic", ".heif", ".jpg", ".png"} <= set(photo.file_types)
+        monkeypatch.setattr(mimetypes, "guess_type", lambda *args, **kwargs: (None, None))
+        assert is_valid_file("IMG_0001.HEIC", photo.file_types)
+        assert not is_valid_file("IMG_0001.HEIC", ["image"])  # what a system without .heic types does
+        assert not is_valid_file("notes.txt", photo.file_types)
     finally:
         blocks.close()
 

@@ -138,11 +138,28 @@ def page(browser, server):
     assert outside == [], f"the page asked for something beyond the demo: {outside}"
 
 
+IDLE_JS = """() => {
+    const trackers = [...document.querySelectorAll('[data-testid="status-tracker"]')];
+    const done = (t) => t.classList.contains('hide') || t.querySelector('.error') !== null;
+    return trackers.length > 0 && trackers.every(done);
+}"""
+"""True when no event is running: every gradio status tracker is hidden or shows the last event's error."""
+
+
+def wait_until_idle(page) -> None:
+    """Until the page's last event has finished (gradio ignores an upload while its event is pending)."""
+    page.wait_for_function(IDLE_JS)
+
+
 def upload(page, path: Path) -> None:
-    """Upload ``path`` as the photo (removing the one shown first, as a user would)."""
+    """Upload ``path`` as the photo, once the previous request has finished (removing the photo shown
+    first, as a user would, and waiting until the file component is empty again)."""
+    wait_until_idle(page)
     clear = page.locator("#md-photo button[aria-label='Clear']")
     if clear.count():
         clear.first.click()
+        clear.first.wait_for(state="detached")
+        wait_until_idle(page)  # the clear event resets the outputs
     page.locator("#md-photo input[type=file]").set_input_files(str(path))
 
 
@@ -271,7 +288,7 @@ def test_bad_uploads_show_a_message_and_the_server_stays_up(page, data_dir, tmp_
     ]
     for path, message in cases:
         upload(page, path)
-        page.get_by_text(message).first.wait_for(state="visible", timeout=30_000)
+        page.get_by_text(message).first.wait_for(state="visible", timeout=60_000)
     assert "Traceback" not in page.content()
 
     photo = data_dir / "leuvenA.jpg"  # and the demo still works

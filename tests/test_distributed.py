@@ -354,7 +354,7 @@ def test_ray_actors_write_the_single_process_files(photos, single, camera_checkp
 
 @needs_ray
 @ray_quiet
-def test_ray_reports_bad_inputs_in_the_manifest_and_resumes(photos, camera_checkpoint, tmp_path):
+def test_ray_reports_bad_inputs_in_the_manifest_and_resumes(photos, camera_checkpoint, tmp_path, monkeypatch):
     """A Parquet manifest as input; a broken image and a missing entry fail, named, the rest is written;
     --skip-existing then skips what is done."""
     import pyarrow as pa
@@ -365,13 +365,17 @@ def test_ray_reports_bad_inputs_in_the_manifest_and_resumes(photos, camera_check
     for name in ("photo_00.png", "photo_01.png", "photo_02.png"):
         shutil.copy(photos / name, work / name)
     (work / "broken.png").write_bytes(b"not an image")
-    listed = ["photo_00.png", "broken.png", "photo_01.png", "photo_02.png", "gone.png"]
+    (work / "clip.mp4").write_bytes(b"a video: not for --ray")
+    listed = ["photo_00.png", "broken.png", "photo_01.png", "photo_02.png", "gone.png", "clip.mp4"]
     pq.write_table(pa.table({"path": listed}), work / "inputs.parquet")
     out = tmp_path / "out"
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # a cluster's setting: --ray alone still runs locally
     result = invoke("predict", work / "inputs.parquet", "-c", camera_checkpoint, "-o", out, "--ray")
+    monkeypatch.delenv("RAY_ADDRESS")
     assert result.exit_code == 1, result.output
-    assert "3 of 5 inputs written" in result.output
+    assert "3 of 6 inputs written" in result.output
     assert f"{work / 'broken.png'}: not a recognised image format" in result.output
+    assert "clip.mp4: --ray predicts images; run videos without --ray" in result.output
     rows = pq.read_table(out / "manifest.parquet").to_pylist()
     status = {Path(row["input"]).name: row["status"] for row in rows}
     assert status == {
@@ -380,6 +384,7 @@ def test_ray_reports_bad_inputs_in_the_manifest_and_resumes(photos, camera_check
         "photo_01.png": "written",
         "photo_02.png": "written",
         "gone.png": "failed",
+        "clip.mp4": "failed",
     }
     broken = next(row for row in rows if row["input"].endswith("broken.png"))
     assert broken["message"].startswith(str(work / "broken.png")) and broken["files"] == []
@@ -402,9 +407,9 @@ def test_ray_reports_bad_inputs_in_the_manifest_and_resumes(photos, camera_check
         "predict", work / "inputs.parquet", "-c", camera_checkpoint, "-o", out, "--ray", "--skip-existing"
     )
     assert resumed.exit_code == 1, resumed.output
-    assert "0 of 5 inputs written" in resumed.output and "3 skipped" in resumed.output
+    assert "0 of 6 inputs written" in resumed.output and "3 skipped" in resumed.output
     statuses = [row["status"] for row in pq.read_table(out / "manifest.parquet").to_pylist()]
-    assert statuses == ["skipped", "failed", "skipped", "skipped", "failed"]
+    assert statuses == ["skipped", "failed", "skipped", "skipped", "failed", "failed"]
     assert outputs(out) == first
 
 

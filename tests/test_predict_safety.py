@@ -355,6 +355,28 @@ def test_temporaries_of_killed_runs_are_cleaned_up(tmp_path, photo_dir, tiny_che
     assert not stale.exists() and live.exists() and (out / ".notes.tmp").exists()
 
 
+def test_only_exact_local_temporaries_count_as_stale(tmp_path):
+    """On a shared file system (Ray, torchrun over nodes) another file's or another machine's
+    temporary is never removed: the name must match exactly and the PID must be this machine's."""
+    from metricdepth.io.atomic import _HOST, remove_stale_temporaries, temporary_name
+
+    dead = 4194305  # above Linux's PID limit: no such process
+    assert temporary_name(tmp_path / "1.npz").name.startswith(f".1.npz.{_HOST}-{os.getpid()}.")
+    removed = {
+        f".1.npz.{_HOST}-{dead}.0123abcd.tmp",  # this machine, dead
+        f".1.npz.{dead}.0123abcd.tmp",  # an older version's name
+        f"..1.npz.{_HOST}-{dead}.0123abcd.tmp.{_HOST}-{dead}.4567abcd.tmp",  # a temporary's temporary
+    }
+    kept = {
+        f".11.npz.{_HOST}-{dead}.0123abcd.tmp",  # another file whose name ends alike
+        f".1.npz.elsewhere-{dead}.0123abcd.tmp",  # another machine's process
+    }
+    for name in removed | kept:
+        (tmp_path / name).write_bytes(b"x")
+    assert {p.name for p in remove_stale_temporaries([tmp_path / "1.npz"])} == removed
+    assert {p.name for p in tmp_path.iterdir()} == kept
+
+
 # ------------------------------------------------------------------------------------- startup
 def test_import_and_help_load_no_torch():
     code = (

@@ -7,12 +7,16 @@ a field of view near 60° that varies a little per frame, and depth near 3 m.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import re
 import shutil
+import sys
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,10 +27,20 @@ from typer.testing import CliRunner
 from metricdepth import DepthPro, Prediction
 from metricdepth.batch import collect_inputs
 from metricdepth.cli import app
-from metricdepth.io.video import VideoLoadError, is_depth_video, iter_frames, probe_video, read_video
+from metricdepth.io.video import (
+    DepthVideoWriter,
+    FrameDecoder,
+    VideoLoadError,
+    is_depth_video,
+    iter_frames,
+    probe_video,
+    read_video,
+)
 from metricdepth.io.writers import colorize_inverse_depth
 from metricdepth.video import (
+    clips_finished,
     colorize_fixed_range,
+    predict_clips,
     predict_video,
     smooth_log_scale,
     temporal_flicker,
@@ -332,11 +346,22 @@ def test_rotated_clip_comes_out_upright(data_dir, tmp_path):
         np.testing.assert_array_equal(upright, np.rot90(raw, k=1))
 
 
-def test_workers_and_batches_give_the_same_depth(clip_dir, camera_model, tmp_path):
+def test_workers_and_batches_give_the_same_depth(clip_dir, camera_model, tmp_path, monkeypatch):
+    import metricdepth.runner
+
+    workers = []
+    run_pipeline = metricdepth.runner.run_pipeline
+
+    def spy(*args, **kwargs):
+        workers.append(kwargs["workers"])
+        return run_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(metricdepth.runner, "run_pipeline", spy)
     one = predict_video(camera_model, clip_dir / "short.mp4", tmp_path / "a" / "s", formats=["npz"])
     many = predict_video(
         camera_model, clip_dir / "short.mp4", tmp_path / "b" / "s", formats=["npz"], workers=2, batch_size=4
     )
+    assert workers == [0, 1]  # a clip decodes forward in at most one worker, not once per worker
     assert one.focal_px == many.focal_px
     np.testing.assert_array_equal(
         np.load(tmp_path / "a" / "s.npz")["depth"], np.load(tmp_path / "b" / "s.npz")["depth"]
@@ -348,3 +373,77 @@ def test_relative_source_is_refused(clip_dir, tmp_path):
     result = invoke("predict", clip_dir / "short.mp4", "--relative", weights, "-o", tmp_path)
     assert result.exit_code == 1 and "relative depth" in result.output and "short.mp4" in result.output
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------- full disk, no PyAV, skip
+def test_full_disk_fails_the_clip_and_the_image_is_written(
+    clip_dir, data_dir, camera_checkpoint, tmp_path, monkeypatch
+):
+    """The depth store's space is reserved up front: a full disk is a named failure of the clip, not a
+    SIGBUS writing through the memory map."""
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    clip = shutil.copy(clip_dir / "short.mp4", tmp_path / "short.mp4")
+    photo = shutil.copy(data_dir / "leuvenA.jpg", tmp_path / "photo.jpg")
+    out = tmp_path / "out"
+    result = invoke("predict", clip, photo, "-c", camera_checkpoint, "-o", out)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    needed = 4 * 6 * SIZE[0] * SIZE[1]
+    message = re.search(
+        rf"{re.escape(str(clip))}: not enough disk space in .* needs ([\d,]+) bytes", result.output
+    )
+    assert message, result.output
+    assert needed <= int(message[1].replace(",", "")) < needed + 4096  # the map and its .npy header
+    assert "1 of 2 inputs written" in result.output and "1 failed" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [  # no clip output, no temporary
+        "photo.json",
+        "photo.npz",
+        "photo.ply",
+        "photo_depth.png",
+        "photo_inverse_depth.png",
+    ]
+
+
+def test_disk_space_checked_without_fallocate(clip_dir, tmp_path, monkeypatch):
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: SimpleNamespace(total=10**6, used=10**6, free=1000)
+    )
+    with pytest.raises(OSError, match=r"short\.mp4: not enough disk space .*, 1,000 bytes free") as failed:
+        predict_video(BrightnessDepth(), clip_dir / "short.mp4", tmp_path / "short")
+    assert failed.value.errno == errno.ENOSPC
+    assert not list(tmp_path.iterdir())  # the temporary store is gone
+    monkeypatch.undo()
+    monkeypatch.delattr(os, "posix_fallocate")  # no fallocate at all: the real free space is enough
+    result = predict_video(BrightnessDepth(), clip_dir / "short.mp4", tmp_path / "short", formats=["npz"])
+    assert result.frames == 6 and sorted(p.name for p in tmp_path.iterdir()) == ["short.npz"]
+
+
+def test_missing_pyav_is_named(clip_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)  # import av: ImportError
+    hint = r"short\.mp4: .*PyAV.*pip install 'metricdepth\[video\]'"
+    with pytest.raises(VideoLoadError, match=hint):
+        probe_video(clip_dir / "short.mp4")
+    with pytest.raises(VideoLoadError, match=hint):
+        FrameDecoder(clip_dir / "short.mp4").frame(0)
+    with pytest.raises(VideoLoadError, match=r"d\.mp4: .*pip install 'metricdepth\[video\]'"):
+        DepthVideoWriter(tmp_path / "d.mp4", 8, 8, 10)
+    item = SimpleNamespace(path=clip_dir / "short.mp4", out_stem=tmp_path / "short", label="short.mp4")
+    report = predict_clips(BrightnessDepth(), [item])
+    ((label, message),) = report.failures
+    assert label == "short.mp4" and "pip install 'metricdepth[video]'" in message
+    assert "ModuleNotFoundError" not in message and not list(tmp_path.iterdir())
+
+
+def test_clips_finished_without_clips_whatever_the_formats(tmp_path):
+    for formats in (["ply"], ["depth16"], ["npz"], []):
+        assert clips_finished([], formats) is True  # nothing to do: no weights need loading
+    clip = SimpleNamespace(out_stem=tmp_path / "clip")
+    assert clips_finished([clip], ["ply"]) is False  # a clip with only image formats: its failure is reported
+    assert clips_finished([clip], ["npz"]) is False

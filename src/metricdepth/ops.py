@@ -11,11 +11,15 @@ they are the plain PyTorch operations.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["PointwiseConv2d", "resize_bilinear"]
+
+_THREADS_LOCK = threading.Lock()
 
 
 def _plain(x: Tensor) -> bool:
@@ -33,14 +37,19 @@ def resize_bilinear(
     the kernel runs on one thread (a few milliseconds per 1536² plane) so the result does not depend
     on ``torch.get_num_threads()``.
     """
-    threads = torch.get_num_threads()
-    if threads == 1 or _plain(x):
+    if _plain(x):
         return F.interpolate(x, size=size, scale_factor=scale_factor, mode="bilinear", align_corners=False)
-    torch.set_num_threads(1)
-    try:
-        return F.interpolate(x, size=size, scale_factor=scale_factor, mode="bilinear", align_corners=False)
-    finally:
-        torch.set_num_threads(threads)
+    # The thread count is process-wide: resizes of concurrent callers (demo requests) take turns, so
+    # each restores what it found. Other work running meanwhile may briefly get one thread.
+    with _THREADS_LOCK:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return F.interpolate(
+                x, size=size, scale_factor=scale_factor, mode="bilinear", align_corners=False
+            )
+        finally:
+            torch.set_num_threads(threads)
 
 
 class PointwiseConv2d(nn.Conv2d):

@@ -43,15 +43,25 @@ that range, so a colour means the same depth in every frame.
 
 **Memory**: per-frame depth waits for the clip's focal length and scale in a temporary float32 memmap
 beside the outputs (T·H·W·4 bytes on disk, removed afterwards; one a killed run left is removed the
-next time the same outputs are written); in memory: a few frames. Frames are decoded one at a time
-(each DataLoader worker decodes the clip forward and converts only its own frames).
+next time the same outputs are written); in memory: a few frames. The memmap's disk space is reserved
+before any model work (``posix_fallocate``; where that is missing, the free space is checked): a full
+disk fails the clip with a message naming it and the bytes needed, rather than a write through the map
+killing the process (SIGBUS).
+
+**Decoding**: a clip uses at most **one** DataLoader worker, whatever ``workers`` says: H.264 decodes
+forward, so every worker would decode the whole clip to reach its own frames (N workers: N decodes,
+each with its own decoder threads). One worker decodes the clip once, forward, converting and resizing
+frames while the model runs; ``workers=0`` decodes in the calling process. The depth is the same either
+way. Frames are decoded one at a time; the probe decodes the clip once more without converting pixels.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -102,6 +112,9 @@ PIXEL_CONVENTION = "OpenCV: pixel centres at integer coordinates, x right, y dow
 _HISTOGRAM_BINS = 4096
 _MIN_DEPTH, _MAX_DEPTH = 1e-4, 1e4
 """The depth range the network's output is clamped to (1 / inference's inverse-depth clamp), metres."""
+_CLIP_WORKERS = 1
+"""DataLoader workers a clip uses at most (each would decode the whole clip forward)."""
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 
 
 # ----------------------------------------------------------------------------------------- items
@@ -183,7 +196,10 @@ def _is_clip_output(path: Path) -> bool:
 
 
 def clips_finished(items: Sequence[Any], formats: Sequence[str]) -> bool:
-    """Whether every clip (items with ``out_stem``) has all requested outputs a clip run wrote."""
+    """Whether every clip (items with ``out_stem``) has all requested outputs a clip run wrote; True
+    without clips, whatever ``formats`` says (nothing to do)."""
+    if not items:
+        return True
     try:
         chosen = clip_formats(formats)
     except ValueError:
@@ -338,6 +354,66 @@ class VideoResult:
     cleaned: list[Path] = field(default_factory=list)
 
 
+class _DiskFullError(OSError):
+    """No room for a clip's temporary depth store (``errno`` ENOSPC); the message names the clip."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _size_text(nbytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes:,} bytes ({nbytes / scale:.1f} {unit})"
+    return f"{nbytes:,} bytes"
+
+
+def _depth_store(path: Path, label: str, shape: tuple[int, int, int]) -> np.memmap:
+    """A new (T, H, W) float32 ``.npy`` memmap at ``path`` with every block of its file allocated, so
+    that writing through the map cannot meet a full disk (SIGBUS, which kills the process silently).
+
+    ``os.posix_fallocate`` where it exists and the file system supports it, else a check of the free
+    space (not a reservation: others may still fill the disk). The caller removes ``path``.
+
+    Raises:
+        OSError (``errno.ENOSPC``): not enough space; the message names the clip, the folder and the
+            bytes needed.
+    """
+    frames, height, width = shape
+    needed = 4 * frames * height * width
+    free: int | None = None
+    depth: np.memmap | None = None
+    try:
+        depth = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+        needed = os.stat(path).st_size
+        fallocate = getattr(os, "posix_fallocate", None)
+        if fallocate is not None:
+            fd = os.open(path, os.O_RDWR)
+            try:
+                fallocate(fd, 0, needed)
+                return depth
+            except OSError as err:
+                if err.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS, errno.ENOTSUP):
+                    raise  # a full disk included
+            finally:
+                os.close(fd)
+        free = shutil.disk_usage(path.parent).free  # the file is sparse: it does not count yet
+        if free < needed:
+            raise OSError(errno.ENOSPC, "not enough free space")
+        return depth
+    except OSError as err:
+        depth = None  # the map is closed before the caller removes its file
+        if err.errno not in _DISK_FULL:
+            raise
+        have = "" if free is None else f", {_size_text(free)} free"
+        raise _DiskFullError(
+            errno.ENOSPC,
+            f"{label}: not enough disk space in {path.parent} for the clip's temporary depth store: it "
+            f"needs {_size_text(needed)} ({frames} frames × {width}×{height} × 4 bytes){have}; nothing "
+            "was written for this clip",
+        ) from err
+
+
 class _ClipFailed(Exception):
     """A frame failed: the clip stops (run_pipeline's ``done`` raises it to end the run early)."""
 
@@ -395,8 +471,11 @@ def predict_video(
         focal: ``auto`` (``f_px``, the container's focal length, the median prediction), ``exif``
             (the container's only: a clip without one fails) or ``predicted``.
         smooth_scale: frames in the centred window of the scale smoothing (odd; 0: off).
-        batch_size, workers, writers, pad_batches, infer_options: as
-            :func:`metricdepth.batch.predict_files` (frames are the images).
+        batch_size, writers, pad_batches, infer_options: as :func:`metricdepth.batch.predict_files`
+            (frames are the images).
+        workers: 0 decodes frames in this process; any more means **one** DataLoader worker, decoding
+            the clip forward once while the model runs (more workers would each decode the whole
+            clip). The depth is the same.
         extra: more fields for the sidecar JSON (checkpoint, model).
         guard: the run's :class:`OutputGuard` (default: one protecting ``path``).
         on_frame: called as ``(frames done, frames in the clip)`` after each frame.
@@ -404,7 +483,8 @@ def predict_video(
     Raises:
         VideoLoadError: the clip cannot be read. ValueError: the focal policy cannot be met, the source
         gives relative depth, a frame's prediction is not finite. OutputExistsError: an output may
-        not be replaced. Messages name the clip.
+        not be replaced. OSError (``errno.ENOSPC``): no disk space for the temporary depth store
+        (checked before any model work). Messages name the clip.
     """
     from .batch import check_finite
     from .inference import FOCAL_POLICIES, focal_from_predicted_fov
@@ -446,8 +526,9 @@ def predict_video(
     records = _FrameRecords(count)
     store = temporary_name(targets[0])
     store.parent.mkdir(parents=True, exist_ok=True)
-    depth = np.lib.format.open_memmap(store, mode="w+", dtype=np.float32, shape=(count, height, width))
+    depth: Any = None
     try:
+        depth = _depth_store(store, label, (count, height, width))  # disk space reserved: no SIGBUS
         items = [
             FrameItem(path, i, stem, info.turns, (height, width), info.focal_px if source == "exif" else None)
             for i in range(count)
@@ -489,7 +570,7 @@ def predict_video(
                 focal=focal,
                 infer_options=infer_options,
                 batch_size=batch_size,
-                workers=workers,
+                workers=min(workers, _CLIP_WORKERS),  # each would decode the clip
                 writers=writers,
                 pad_batches=pad_batches,
             )

@@ -147,12 +147,19 @@ def _progress():
     )
 
 
-def _load_model(checkpoint: str, device: str, precision: str = "auto"):
+def _load_model(
+    checkpoint: str, device: str, precision: str = "auto", *, inference: bool = False, compile: bool = False
+):
+    """The weights (usage error if unreadable); ``inference``: set up as predict runs them
+    (:meth:`DepthPro.for_inference`)."""
     from ..models.depth_pro import CheckpointError, DepthPro
 
     say("loading ", checkpoint)
     try:
-        model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
+        if inference:
+            model = DepthPro.for_inference(checkpoint, device, precision, compile=compile)
+        else:
+            model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
     except (CheckpointError, ValueError) as err:
         _fail(str(err))
     say(
@@ -541,14 +548,7 @@ def predict(
         images = [item for item in items if not is_clip_item(item)]
     infer_options = None
     if rsa_mode is None:
-        model = _load_model(checkpoint, device, precision)
-        from ..models.depth_pro.chunking import heap_return_is_free
-
-        if model.device.type == "cpu" and heap_return_is_free(model):
-            from ..device import return_freed_memory
-
-            return_freed_memory()  # freed decoder strips go back to the OS: peak 4.43 GiB, not 4.68
-        model.optimize_for_inference(compile=compile_model)
+        model = _load_model(checkpoint, device, precision, inference=True, compile=compile_model)
         extra = {"checkpoint": checkpoint, "model": model.config.name, "focal_policy": focal}
         on_gpu = model.device.type != "cpu"
     else:
@@ -1337,8 +1337,7 @@ def demo(
     from ..demo.app import launch_demo
 
     if mode is None:
-        source = _load_model(checkpoint, device, precision)
-        source.optimize_for_inference()
+        source = _load_model(checkpoint, device, precision, inference=True)
         extra = {"checkpoint": checkpoint, "model": source.config.name, "focal_policy": "auto"}
         description = f"Model: Depth Pro `{checkpoint}` ({source.config.name}) on {source.device}."
     else:

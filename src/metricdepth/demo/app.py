@@ -7,6 +7,14 @@ seam and the project's writers); this module only lays out the page and turns pr
 * :func:`launch_demo` serves it: localhost by default, a bounded upload size, a queue with a
   concurrency limit (requests wait instead of running the model side by side out of memory), no share
   link, no analytics, nothing fetched from the internet.
+
+Disk: a request writes every output at the photo's full resolution, about 21 bytes per pixel (the PLY
+point cloud 15, the npz ~3, the two PNGs ~3; compressed files vary with the scene) plus a GLB of at most
+~4 MB (:data:`~metricdepth.io.mesh.DEFAULT_MAX_FACES`): about 0.5 GB for a 24 MP photo, 1 GB at the
+50 MP pixel bound. It is on disk twice for a while: in the demo's request folder (only the last
+``keep_runs`` requests are kept) and in gradio's cache (``GRADIO_TEMP_DIR``), whose copies of outputs and
+uploads are deleted 30 to 40 minutes after they were made (``delete_cache=(600, 1800)``). So the disk used
+is bounded by ``keep_runs`` plus the requests the queue can finish in 40 minutes, times the size of one.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..io.images import IMAGE_EXTENSIONS
 from .depth_view import DEPTH_VIEW_CSS, HOVER_JS
 from .session import DEFAULT_KEEP_RUNS, DEFAULT_MAX_PIXELS, DemoInputError, DepthDemo
 
@@ -132,7 +141,9 @@ def build_demo(
             with gr.Column(scale=1, min_width=260):
                 photo = gr.File(
                     label="Photo (JPEG, PNG, HEIC, …)",
-                    file_types=["image"],
+                    # extensions, not "image": gradio checks the type on the server too, and a MIME
+                    # type for .heic depends on the system's mimetypes tables
+                    file_types=sorted(IMAGE_EXTENSIONS),
                     type="filepath",
                     elem_id="md-photo",
                 )
@@ -217,8 +228,13 @@ def launch_demo(
         source: a depth source or a :class:`DepthDemo` (see :func:`build_demo`).
         max_upload_mb: uploads over this many MiB are refused by the server (with a message on the page).
         concurrency: predictions running at once; ``queue_size`` more wait, later ones are told to retry.
-        block: serve until Ctrl-C (or SIGTERM raised as SystemExit), then close the server; False returns
-            at once with the server running (stop it with ``blocks.close()``).
+        block: serve until Ctrl-C (KeyboardInterrupt) or any other exception raised in this thread
+            (e.g. SystemExit from a signal handler the caller installed), then close the server;
+            Ctrl-C returns normally, other exceptions propagate after the close. No signal handler is
+            installed here: under Python's default, SIGTERM ends the process at once (no close, no
+            atexit clean-up of the temporary work folder); ``metricdepth demo`` installs one that turns
+            SIGTERM into SystemExit. False returns at once with the server running (stop it with
+            ``blocks.close()``).
         options: :func:`build_demo` options (``extra``, ``description``, ``max_pixels``, ...).
 
     Returns:

@@ -73,12 +73,30 @@ def decode_depth_grid(codes: np.ndarray) -> np.ndarray:
     return np.where(codes > 0, depth, np.nan).astype(np.float32)
 
 
+def _extent(values: np.ndarray) -> tuple[float, float]:
+    """(min, max) of ``np.nan_to_num(values)`` (NaN counts as 0, ±inf as ±inf), without a copy of
+    ``values``: ``fmin``/``fmax`` reductions skip NaN, ``min`` propagates it."""
+    values = np.asarray(values)
+    low = float(np.fmin.reduce(values, axis=None))
+    high = float(np.fmax.reduce(values, axis=None))
+    if math.isnan(float(values.min())):  # some NaN (or only NaN): it counts as 0
+        low = 0.0 if math.isnan(low) else min(low, 0.0)
+        high = 0.0 if math.isnan(high) else max(high, 0.0)
+    return low, high
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
 def colour_range(inverse_depth: np.ndarray) -> tuple[float, float]:
     """(lo, hi) inverse depth (1/m) the colour map spans: the image's range after clipping to
-    0.1–250 m, exactly as :func:`metricdepth.io.writers.colorize_inverse_depth` normalises."""
+    0.1–250 m, exactly as :func:`metricdepth.io.writers.colorize_inverse_depth` normalises.
+
+    Clipping is monotonic, so this clips the extremes only (no full-size float64 copy)."""
     lo_clip, hi_clip = 1 / COLOR_DEPTH_RANGE[1], 1 / COLOR_DEPTH_RANGE[0]
-    clipped = np.clip(np.nan_to_num(np.asarray(inverse_depth, dtype=np.float64)), lo_clip, hi_clip)
-    return float(clipped.min()), float(clipped.max())
+    low, high = _extent(inverse_depth)
+    return _clip(low, lo_clip, hi_clip), _clip(high, lo_clip, hi_clip)
 
 
 def _nice_depths(low: float, high: float) -> list[float]:
@@ -170,7 +188,8 @@ def depth_view_html(
     """The depth panel's HTML: colour map, colour bar in metres, hover readout data.
 
     Args:
-        depth: (H, W) float32 metres.
+        depth: (H, W) float32 metres. Read in place: beside the hover grid only bool masks are made
+            at full size (at most 2 bytes per pixel at once), and ``inverse_depth`` is not copied.
         colour_map: (H, W, 3) uint8 colourised inverse depth (e.g. the ``color`` output file).
         inverse_depth: (H, W) 1/m, to label the colour bar with the colour map's own range.
         display_size: longest side of the colour map on the page, pixels.
@@ -191,10 +210,18 @@ def depth_view_html(
     grid = encode_depth_grid(depth[::stride, ::stride])
     grid_h, grid_w = grid.shape
     lo, hi = colour_range(inverse_depth)
-    finite = np.nan_to_num(np.asarray(inverse_depth, dtype=np.float64))
-    clipped = {"far_clipped": bool(finite.min() < lo), "near_clipped": bool(finite.max() > hi)}
-    valid = depth[np.isfinite(depth) & (depth > 0) & (depth < SKY_DEPTH)]
-    span = f"{_metres(float(valid.min()))}–{_metres(float(valid.max()))} m" if valid.size else "no depth"
+    low, high = _extent(inverse_depth)
+    clipped = {"far_clipped": low < lo, "near_clipped": high > hi}
+    # the nearest and farthest depth short of the sky, without copying the depth map (a bool mask;
+    # NaN and ±inf compare False to one of the bounds)
+    valid = depth > 0
+    valid &= depth < SKY_DEPTH
+    if valid.any():
+        near = float(np.minimum.reduce(depth, axis=None, where=valid, initial=np.inf))
+        far = float(np.maximum.reduce(depth, axis=None, where=valid, initial=-np.inf))
+        span = f"{_metres(near)}–{_metres(far)} m"
+    else:
+        span = "no depth"
     alt = html.escape(f"depth map of {title}" if title else "depth map", quote=True)
     grid_text = base64.b64encode(grid.astype("<u2").tobytes()).decode("ascii")
     image_url = "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -5,7 +5,9 @@
 predicts with the focal policy (typed-in f_px → EXIF → FOV head; ``Prediction.focal_source`` says
 which), writes every output format through :func:`~metricdepth.io.writers.save_prediction` plus a GLB
 mesh into a fresh per-request folder (older folders are removed, at most ``keep_runs`` stay), and
-returns a :class:`DemoResult` with the depth panel's HTML and the focal length text.
+returns a :class:`DemoResult` with the depth panel's HTML and the focal length text. A request's folder
+takes about 21 bytes per pixel of the photo (a full-resolution PLY is 15) plus the GLB (≤ ~4 MB):
+about 0.5 GB for a 24 MP photo; at most ``keep_runs`` folders stay on disk.
 
 Problems the user can fix (not an image, truncated, too many pixels, no caption, a focal length out of
 range) raise :class:`DemoInputError` with a message meant for the page.

@@ -17,9 +17,10 @@ e.g. ``auto`` or ``ray://head:10001``); its nodes need metricdepth installed and
 output folder and a local checkpoint at the same paths (a shared file system); a Hub checkpoint is
 downloaded on each node.
 
-Outputs are byte-identical to a single-process ``predict`` run with the same number of torch threads.
-On CPU, PyTorch rounds a few kernels differently with one thread than with several (the bilinear
-image pyramid and oneDNN 1×1 convolutions: last-bit differences); 2, 3 or 4 threads agree.
+Outputs are byte-identical to a single-process ``predict`` run: on the CPU the forward gives the
+same bits at any thread count (:mod:`metricdepth.ops`), so one-thread actors match a multi-thread
+process. Videos are not predicted here: each is a failed row of the manifest, and the images go on.
+Without ``--ray-address`` a new local instance is started even where ``RAY_ADDRESS`` is set.
 """
 
 from __future__ import annotations
@@ -112,14 +113,8 @@ def load_depth_pro(
         CheckpointError, ValueError: weights that cannot be read, an unusable device or precision.
     """
     from ..models.depth_pro import DepthPro
-    from ..models.depth_pro.chunking import heap_return_is_free
 
-    model = DepthPro.from_pretrained(checkpoint, device=device, precision=precision)
-    if model.device.type == "cpu" and heap_return_is_free(model):
-        from ..device import return_freed_memory
-
-        return_freed_memory()
-    model.optimize_for_inference(compile=compile_model)
+    model = DepthPro.for_inference(checkpoint, device, precision, compile=compile_model)
     return model, {"checkpoint": checkpoint, "model": model.config.name, "focal_policy": focal}
 
 
@@ -373,7 +368,13 @@ def _ray_session(address: str | None) -> Any:
         try:
             if address is None:
                 stack.enter_context(_local_only())
-                ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, logging_level=logging.WARNING)
+                # address="local": a new instance even where RAY_ADDRESS names a cluster.
+                ray.init(
+                    address="local",
+                    _node_ip_address="127.0.0.1",
+                    include_dashboard=False,
+                    logging_level=logging.WARNING,
+                )
                 stack.callback(ray.shutdown)
                 node_ip = ray.util.get_node_ip_address()
                 if node_ip not in ("127.0.0.1", "::1"):
@@ -475,14 +476,15 @@ def predict_with_ray(
     _check_manifest_target(manifest, overwrite, items)
     if device not in ("auto", "cpu", "cuda"):
         raise RaySetupError(f"--device {device} with --ray: use auto, cpu or cuda")
-    videos = [item.label for item in items if is_video_item(item)]
-    if videos:
-        more = f" and {len(videos) - 1} more" if len(videos) > 1 else ""
-        raise RaySetupError(f"--ray predicts images; run videos without --ray ({videos[0]}{more})")
+    videos = [item for item in items if is_video_item(item)]  # failed rows: the images go on
+    images = [item for item in items if not is_video_item(item)]
     # Weights checked here first (on a local instance a Hub checkpoint is downloaded once, not per actor).
     if address is None or Path(checkpoint).expanduser().exists():
         _check_checkpoint(checkpoint)
-    kept, refused = protect_inputs(items, items, formats)
+    kept, refused = protect_inputs(images, items, formats)
+    refused += [
+        (item.label, f"{item.label}: --ray predicts images; run videos without --ray") for item in videos
+    ]
     report = RayReport(manifest=manifest, total=len(items) + len(missing))
 
     with _ray_session(address) as ray:

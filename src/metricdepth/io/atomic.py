@@ -16,20 +16,24 @@ import os
 import re
 import secrets
 import signal
+import socket
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 __all__ = ["FileGroup", "atomic_path", "remove_stale_temporaries", "temporary_name"]
 
-_TMP_PATTERN = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+_TMP_PATTERN = re.compile(r"^\.(?P<inner>.+)\.(?:(?P<host>[A-Za-z0-9_-]+)-)?(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+"""``.NAME.HOST-PID.HEX.tmp`` (``HOST-`` missing in the names of older versions)."""
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "localhost"
+"""This machine's name in temporaries: on a shared file system, other machines' PIDs are not ours to judge."""
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
 
 
 def temporary_name(path: str | os.PathLike) -> Path:
-    """A fresh hidden name beside ``path`` (``.NAME.PID.HEX.tmp``); nothing is created."""
+    """A fresh hidden name beside ``path`` (``.NAME.HOST-PID.HEX.tmp``); nothing is created."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    return path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 @contextlib.contextmanager
@@ -137,23 +141,39 @@ class FileGroup:
 
 
 def remove_stale_temporaries(targets: Iterable[str | os.PathLike]) -> list[Path]:
-    """Delete the temporaries of ``targets`` that killed processes left beside them.
+    """Delete the temporaries of ``targets`` that killed processes of this machine left beside them.
 
-    Only hidden ``.NAME.PID.HEX.tmp`` files (``NAME`` a target's name, possibly a temporary's own
-    temporary) of processes that no longer run are removed; only the targets' folders are read.
+    Only hidden ``.NAME.HOST-PID.HEX.tmp`` files whose ``NAME`` is exactly a target's name (or a
+    temporary of it), written on this machine (``HOST``; names without one are older versions' and
+    local) by processes that no longer run, are removed; only the targets' folders are read.
     """
     removed = []
     for target in map(Path, targets):
         if not target.parent.is_dir():
             continue
         for path in target.parent.glob(f".*{glob.escape(target.name)}.*.tmp"):
-            match = _TMP_PATTERN.match(path.name)
-            if match is None or not path.is_file() or _process_alive(int(match[1])):
+            if not _stale_temporary_of(path.name, target.name) or not path.is_file():
                 continue
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def _stale_temporary_of(name: str, target: str) -> bool:
+    """Whether file ``name`` is a temporary of ``target`` (at any depth) left by a dead local process."""
+    match = _TMP_PATTERN.match(name)
+    if match is None or match["host"] not in (None, _HOST) or _process_alive(int(match["pid"])):
+        return False
+    inner = match["inner"]
+    return inner == target or (_TMP_PATTERN.match(inner) is not None and _temporary_of(inner, target))
+
+
+def _temporary_of(name: str, target: str) -> bool:
+    match = _TMP_PATTERN.match(name)
+    if match is None:
+        return False
+    return match["inner"] == target or _temporary_of(match["inner"], target)
 
 
 def _process_alive(pid: int) -> bool:

@@ -80,7 +80,7 @@ def depth_mesh(
 
     from .writers import SKY_DEPTH
 
-    depth = _as_numpy(depth).astype(np.float64, copy=False)
+    depth = _as_numpy(depth)  # kept as it is: only the sampled grid is converted to float64
     if depth.ndim != 2:
         raise ValueError(f"depth must be an (H, W) map, got shape {depth.shape}")
     K = _as_numpy(K).astype(np.float64)
@@ -94,7 +94,7 @@ def depth_mesh(
     stride = mesh_stride(height, width, max_faces)
     rows, cols = np.arange(0, height, stride), np.arange(0, width, stride)
     grid_h, grid_w = len(rows), len(cols)
-    z = depth[np.ix_(rows, cols)]
+    z = depth[::stride, ::stride].astype(np.float64)  # the grid's rows × cols, a copy
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(z) & (z > 0) & (z < SKY_DEPTH)
         if max_depth is not None:

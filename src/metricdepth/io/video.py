@@ -157,11 +157,22 @@ def _check_file(path: Path) -> None:
         raise VideoLoadError(f"{path}: file is empty")
 
 
+def _import_av(path: Path) -> Any:
+    """The ``av`` module (PyAV), or a :class:`VideoLoadError` naming ``path`` and the extra to install."""
+    try:
+        import av
+    except ImportError as err:
+        raise VideoLoadError(
+            f"{path}: reading and writing videos needs PyAV, which is not installed: "
+            "pip install 'metricdepth[video]'"
+        ) from err
+    return av
+
+
 def _open(path: Path) -> Any:
     """The opened container and its first video stream (threaded decoding)."""
-    import av
-
     _check_file(path)
+    av = _import_av(path)
     try:
         container = av.open(str(path), metadata_errors="replace")
     except Exception as err:  # FFmpeg's errors (InvalidDataError, ...), OSError
@@ -203,8 +214,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Decode every frame of ``path`` once (no pixel conversion) and describe the clip.
 
     Raises:
-        VideoLoadError: missing, empty, not a video, no video stream, no decodable frame, or a frame
-            that cannot be decoded (truncated or corrupt); the message names the file.
+        VideoLoadError: missing, empty, not a video, no video stream, no decodable frame, a frame
+            that cannot be decoded (truncated or corrupt), or PyAV not installed; the message names
+            the file.
     """
     path = Path(path)
     container, stream = _open(path)
@@ -414,9 +426,9 @@ class DepthVideoWriter:
         metadata: Mapping[str, str] | None = None,
         crf: int = 18,
     ) -> None:
-        import av
-
         from .writers import WRITER_MARK
+
+        av = _import_av(Path(path))
 
         self.width, self.height = int(width), int(height)
         self.coded_size = (self.width + self.width % 2, self.height + self.height % 2)
