@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 from metricdepth.batch import InputItem, collect_inputs, read_listing
 from metricdepth.cli import app
 from metricdepth.distributed.sharding import LaunchEnv, launch_env, protect_inputs, shard
+from torch_threads import torch_threads
 
 HAS_RAY = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("pyarrow") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="Ray Data and pyarrow (metricdepth[ray]) not installed")
@@ -40,17 +41,6 @@ PER_SET = 5  # npz, depth PNG, colour PNG, PLY, JSON
 
 def invoke(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-@contextlib.contextmanager
-def torch_threads(count: int):
-    """``count`` torch threads in this process for the block."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def outputs(folder: Path) -> dict[str, bytes]:

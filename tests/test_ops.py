@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,16 +9,7 @@ from torch import nn
 
 from metricdepth import DepthPro, load_image
 from metricdepth.ops import PointwiseConv2d, resize_bilinear
-
-
-@contextlib.contextmanager
-def torch_threads(count: int):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+from torch_threads import torch_threads
 
 
 def test_resize_is_pytorchs_bilinear_and_leaves_the_thread_count_alone():

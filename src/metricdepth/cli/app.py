@@ -1321,7 +1321,6 @@ def demo(
 
     Serves http://127.0.0.1:7860 until Ctrl-C. With --rsa CKPT --relative MODEL: a caption box, RSA depth."""
     import importlib.util
-    import time
 
     missing = [name for name in ("gradio", "trimesh") if importlib.util.find_spec(name) is None]
     if missing:
@@ -1334,7 +1333,7 @@ def demo(
     if not (math.isfinite(max_upload_mb) and 0 < max_upload_mb <= 10_000):
         _fail(f"--max-upload-mb must be more than 0 and at most 10000 (MiB), got {max_upload_mb:g}")
 
-    from ..demo.app import launch_demo
+    from ..demo.app import launch_demo, serve_until_stopped
 
     if mode is None:
         source = _load_model(checkpoint, device, precision, inference=True)
@@ -1366,12 +1365,8 @@ def demo(
             _fail(f"cannot serve on {host}:{port}: the port is taken or the address cannot be bound (--port)")
         say("demo running at ", str(blocks.local_url), " (Ctrl-C stops it)")
         try:
-            while blocks.is_running:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+            serve_until_stopped(blocks)
         finally:
-            blocks.close()
             say("demo stopped")
 
 

@@ -263,11 +263,17 @@ def launch_demo(
         prevent_thread_lock=True,
     )
     if block:
-        try:
-            while blocks.is_running:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            blocks.close()
+        serve_until_stopped(blocks)
     return blocks
+
+
+def serve_until_stopped(blocks: gr.Blocks) -> None:
+    """Block while ``blocks`` serves; Ctrl-C returns, any other exception propagates; the server is
+    closed either way."""
+    try:
+        while blocks.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        blocks.close()
