@@ -319,7 +319,11 @@ def _rsa_source(relative, rsa, caption, captions_dir, text_encoder, depth_range,
 @app.command()
 def predict(
     inputs: Annotated[
-        list[str] | None, typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")
+        list[str] | None,
+        typer.Argument(
+            help="Image or video files, folders (searched recursively), glob patterns, file lists (.txt: "
+            "a path per line) or Parquet manifests (.parquet: a path column)."
+        ),
     ] = None,
     dataset: Annotated[
         list[str],
