@@ -135,8 +135,8 @@ class DepthPro(PretrainedMixin, nn.Module):
         """Weights loaded and set up as ``metricdepth predict``, the demo and Ray actors run them.
 
         :meth:`from_pretrained`, then on the CPU for the full-size model freed tensors of 16 MiB or
-        more go back to the OS (:func:`metricdepth.device.return_freed_memory`: peak 4.43 GiB, not
-        4.68, for one 1536² photo), then :meth:`optimize_for_inference`.
+        more go back to the OS (:func:`metricdepth.device.return_freed_memory`: a 0.25 GiB lower
+        peak for one 1536² photo, benchmarks/README.md), then :meth:`optimize_for_inference`.
 
         Raises:
             CheckpointError, ValueError: weights that cannot be read, an unusable device or precision.
