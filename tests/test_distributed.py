@@ -416,33 +416,25 @@ def _own_network() -> list[str]:
     return ["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
 
 
-def test_torchrun_ranks_write_the_single_process_files(photos, single, camera_checkpoint, tmp_path):
-    """Acceptance: ``torchrun --nproc_per_node 2 -m metricdepth predict`` → the same 50 sets."""
-    out = tmp_path / "torchrun"
-    started = time.perf_counter()
-    run = subprocess.run(
-        [
-            *_own_network(),
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "metricdepth",
-            "predict",
-            str(photos),
-            "-c",
-            str(camera_checkpoint),
-            "-o",
-            str(out),
-        ],
+def torchrun_predict(inputs: Path, checkpoint: Path, out: Path) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 -m metricdepth predict INPUTS -c CHECKPOINT -o OUT`` on the CPU,
+    one thread per rank, in a network of its own where possible."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    predict = ["-m", "metricdepth", "predict", str(inputs), "-c", str(checkpoint), "-o", str(out)]
+    return subprocess.run(
+        [*_own_network(), *launcher, *predict],
         capture_output=True,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"},
         timeout=600,
     )
+
+
+def test_torchrun_ranks_write_the_single_process_files(photos, single, camera_checkpoint, tmp_path):
+    """Acceptance: ``torchrun --nproc_per_node 2 -m metricdepth predict`` → the same 50 sets."""
+    out = tmp_path / "torchrun"
+    started = time.perf_counter()
+    run = torchrun_predict(photos, camera_checkpoint, out)
     print(f"torchrun run: {time.perf_counter() - started:.1f} s")
     assert run.returncode == 0, run.stderr[-3000:]
     # rank 0 prints the merged summary of both ranks, once
@@ -460,29 +452,7 @@ def test_torchrun_merges_the_failures_of_every_rank(photos, camera_checkpoint, t
     (work / "broken.png").write_bytes(b"not an image")
     (work / "list.txt").write_text("photo_00.png\nbroken.png\nphoto_01.png\nphoto_02.png\ngone.png\n")
     out = tmp_path / "out"
-    run = subprocess.run(
-        [
-            *_own_network(),
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "metricdepth",
-            "predict",
-            str(work / "list.txt"),
-            "-c",
-            str(camera_checkpoint),
-            "-o",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"},
-        timeout=600,
-    )
+    run = torchrun_predict(work / "list.txt", camera_checkpoint, out)
     assert run.returncode != 0
     assert run.stderr.count("3 of 5 inputs written") == 1, run.stderr[-3000:]
     assert run.stderr.count(f"  {work / 'broken.png'}: not a recognised image format") == 1
