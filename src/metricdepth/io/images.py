@@ -83,16 +83,7 @@ def load_image(path: str | os.PathLike, upright: bool = True) -> LoadedImage:
         ImageLoadError: the file is missing, empty, not an image, truncated or corrupt.
     """
     path = Path(path)
-    if not path.exists():
-        raise ImageLoadError(f"{path}: file not found")
-    if path.is_dir():
-        raise ImageLoadError(f"{path}: is a directory, not an image")
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise ImageLoadError(f"{path}: cannot access file ({err.strerror or err})") from err
-    if size == 0:
-        raise ImageLoadError(f"{path}: file is empty")
+    check_input_file(path, ImageLoadError, "an image")
     try:
         with Image.open(path) as image:
             image.load()
@@ -107,6 +98,20 @@ def load_image(path: str | os.PathLike, upright: bool = True) -> LoadedImage:
         raise ImageLoadError(
             f"{path}: cannot decode image, the file is truncated or corrupt ({err})"
         ) from err
+
+
+def check_input_file(path: Path, error: type[Exception], noun: str) -> None:
+    """Raise ``error`` naming ``path`` when it is missing, a folder (not ``noun``), unreadable or empty."""
+    if not path.exists():
+        raise error(f"{path}: file not found")
+    if path.is_dir():
+        raise error(f"{path}: is a directory, not {noun}")
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise error(f"{path}: cannot access file ({err.strerror or err})") from err
+    if size == 0:
+        raise error(f"{path}: file is empty")
 
 
 def image_from_pil(image: Image.Image, path: Path | None = None, upright: bool = True) -> LoadedImage:

@@ -145,16 +145,9 @@ def is_video_path(path: str | os.PathLike) -> bool:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise VideoLoadError(f"{path}: file not found")
-    if path.is_dir():
-        raise VideoLoadError(f"{path}: is a directory, not a video")
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise VideoLoadError(f"{path}: cannot access file ({err.strerror or err})") from err
-    if size == 0:
-        raise VideoLoadError(f"{path}: file is empty")
+    from .images import check_input_file  # here: io.images loads torch (through camera)
+
+    check_input_file(path, VideoLoadError, "a video")
 
 
 def _import_av(path: Path) -> Any:
